@@ -1,0 +1,76 @@
+"""Tests for the ``tetune`` command line skeleton."""
+
+import os
+import subprocess
+import sys
+
+import numba
+import numpy
+import pytest
+
+from tetune.cli import main
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_version_prints_versions(capsys):
+    assert main(["version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tetune ")
+    assert f"numpy {numpy.__version__}" in out
+    assert f"numba {numba.__version__}" in out
+
+
+def test_unknown_subcommand_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["definitely-not-a-command"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_version_rejects_extra_arguments(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["version", "--bogus"])
+    assert exc.value.code == 2
+
+
+def test_help_exits_zero(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("tune", "tune-net", "compile", "run", "bench", "log", "version"):
+        assert cmd in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: tetune" in capsys.readouterr().err
+
+
+def test_tune_not_implemented(capsys):
+    assert main(["tune"]) == 2
+    assert "tetune tune: not implemented yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", ["tune", "tune-net", "compile", "run", "bench", "log"])
+def test_unimplemented_commands_return_2(cmd, capsys):
+    assert main([cmd, "model.onnx", "--target", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"tetune {cmd}: not implemented yet" in captured.err
+
+
+def test_python_dash_m_tetune():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tetune", "version"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"numba {numba.__version__}" in proc.stdout
