@@ -4,8 +4,11 @@ numba can only cache (``cache=True``) functions that live in a real file, so
 ``exec()`` of generated source cannot be cached.  Instead each generated module
 is written to ``<cache_dir>/<environment_key>/k_<hint>_<hash16>.py`` and imported
 from there; numba then keeps its index/object files (``.nbi``/``.nbc``) in the
-``__pycache__`` folder next to it, and a later process loads the machine code
-instead of compiling again.
+``__pycache__`` folder next to it (or under $NUMBA_CACHE_DIR if set), and a later
+process loads the machine code instead of compiling again.
+
+Damage is repaired, not fatal: a .py file whose bytes differ from the source is
+rewritten, and an unreadable numba index/object file leads to a recompile.
 
 The file name is a content hash of the source, the caller's flags and the
 environment key, so a file is never rewritten with different contents: a new
@@ -44,7 +47,7 @@ _lock = threading.RLock()
 
 
 def cache_dir() -> Path:
-    """Return the kernel cache root ($TETUNE_CACHE_DIR, else $XDG_CACHE_HOME/tetune or ~/.cache/tetune)."""
+    """Return the cache root: $TETUNE_CACHE_DIR, else $XDG_CACHE_HOME/tetune or ~/.cache/tetune."""
     env = os.environ.get("TETUNE_CACHE_DIR")
     if env:
         path = Path(env).expanduser()
@@ -100,14 +103,15 @@ def _config_environment() -> tuple:
 
 
 def environment_key() -> str:
-    """Return a short directory-safe key that changes whenever cached machine code could be stale."""
+    """Return a short directory-safe key that changes whenever cached machine code may be stale."""
     import numba
 
     static = _static_environment()
     digest = hashlib.sha256(repr((static, _config_environment())).encode()).hexdigest()[:12]
     vi = sys.version_info
     # Readable prefix so a human can tell which sub-directories are old.
-    return sanitize_name(f"v{FORMAT_VERSION}_nb{numba.__version__}_py{vi.major}{vi.minor}") + "_" + digest
+    prefix = sanitize_name(f"v{FORMAT_VERSION}_nb{numba.__version__}_py{vi.major}{vi.minor}")
+    return f"{prefix}_{digest}"
 
 
 def entry_path(source: str, name_hint: str, flags_key: str = "") -> Path:
@@ -154,8 +158,9 @@ def _write_if_needed(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         corrupt = False
     if corrupt:
-        warnings.warn(f"tetune: cache entry {path.name} is corrupt; rewriting it", RuntimeWarning, stacklevel=3)
-        purge(path)  # stale .pyc / numba index files would refer to the bad file
+        warnings.warn(f"tetune: cache entry {path.name} is corrupt; rewriting it",
+                      RuntimeWarning, stacklevel=3)
+        purge(path)  # drop numba files that were built from the bad text
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -163,8 +168,9 @@ def _write_if_needed(path: Path, data: bytes) -> None:
         try:
             # link() fails if the name exists, so when two processes race the
             # first complete file wins and is never replaced under the other
-            # one (numba stamps its index with the file's hash, but the .pyc
-            # and readers in flight are happier with a file that never moves).
+            # one.  (numba stamps its index with a hash of the file's bytes, so
+            # a rewrite would not break hits, but a file that never moves is
+            # easier to reason about.)
             os.link(tmp, path)
         except FileExistsError:
             if path.read_bytes() != data:  # the winner's file is bad: replace it
@@ -217,12 +223,15 @@ def _harden_numba_caches(mod: types.ModuleType) -> None:
         if load is None or getattr(load, "_tetune_guarded", False):
             continue
 
-        def guarded(sig, target_context, _load=load, _cache=cache, _name=getattr(obj, "__name__", "?")):
+        name = getattr(obj, "__name__", "?")
+
+        def guarded(sig, target_context, _load=load, _cache=cache, _name=name):
             try:
                 return _load(sig, target_context)
             except Exception as exc:
-                warnings.warn(f"tetune: numba cache for {_name} is unreadable ({type(exc).__name__}: {exc}); "
-                              "recompiling", RuntimeWarning, stacklevel=2)
+                warnings.warn(f"tetune: numba cache for {_name} is unreadable "
+                              f"({type(exc).__name__}: {exc}); recompiling",
+                              RuntimeWarning, stacklevel=2)
                 try:
                     _cache.flush()  # writes an empty index, so the next save starts clean
                 except Exception:
@@ -242,10 +251,11 @@ def purge(path: os.PathLike | str) -> None:
 
 
 def _purge(path: Path, stem: str) -> None:
-    pycache = path.parent / "__pycache__"
-    # numba names its files "<stem>.<qualname>-<line>.pyXY[.N].nbi/.nbc";
-    # Python names bytecode "<stem>.<cache_tag>.pyc".
-    victims = [path] + (list(pycache.glob(f"{stem}.*")) if pycache.is_dir() else [])
+    # numba names its files "<stem>.<qualname>-<line>.pyXY[.N].nbi/.nbc".
+    victims = [path]
+    for d in _numba_cache_dirs(path.parent):
+        if d.is_dir():
+            victims += d.glob(f"{stem}.*")
     for p in victims:
         try:
             p.unlink()
@@ -253,6 +263,21 @@ def _purge(path: Path, stem: str) -> None:
             pass
     _forget(lambda mod: getattr(mod, "__file__", None) == str(path))
     linecache.cache.pop(str(path), None)
+
+
+def _numba_cache_dirs(entry_dir: Path) -> list[Path]:
+    # Where numba may keep index/object files for kernels in entry_dir: next to
+    # them in __pycache__ by default, under $NUMBA_CACHE_DIR when that is set
+    # (CI sets it), or in numba's user-wide dir when __pycache__ is read-only.
+    from numba.core import caching, config
+    from numba.misc.appdirs import AppDirs
+
+    sub = caching.UserProvidedCacheLocator.get_suitable_cache_subpath(str(entry_dir / "x.py"))
+    user_wide = Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)
+    dirs = [entry_dir / "__pycache__", user_wide / sub]
+    if config.CACHE_DIR:
+        dirs.append(Path(config.CACHE_DIR) / sub)
+    return dirs
 
 
 def clear_cache(stale_only: bool = False) -> None:
@@ -268,6 +293,8 @@ def _clear(root: Path, keep: str | None) -> None:
         if child.name == keep:
             continue
         if child.is_dir() and not child.is_symlink():
+            for d in _numba_cache_dirs(child)[1:]:  # numba files kept outside the entry dir
+                shutil.rmtree(d, ignore_errors=True)
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)

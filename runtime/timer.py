@@ -36,7 +36,8 @@ class TimingResult:
     def from_results(cls, results, number: int) -> "TimingResult":
         """Build a TimingResult from per-repeat mean seconds."""
         r = tuple(float(x) for x in results)
-        return cls(r, statistics.fmean(r), statistics.median(r), statistics.pstdev(r), min(r), max(r), number)
+        return cls(r, statistics.fmean(r), statistics.median(r), statistics.pstdev(r),
+                   min(r), max(r), number)
 
     def __str__(self) -> str:
         scale, unit = _unit(self.median)
@@ -53,13 +54,15 @@ def _unit(seconds: float) -> tuple[float, str]:
 
 
 def time_evaluator(func: Callable, number: int = 1, repeat: int = 3, min_repeat_ms: float = 0,
-                   cooldown_interval_ms: float = 0, flush_cache: bool = False) -> Callable[..., TimingResult]:
+                   cooldown_interval_ms: float = 0,
+                   flush_cache: bool = False) -> Callable[..., TimingResult]:
     """Return a callable that times ``func(*args)`` and returns a TimingResult."""
     if number < 1 or repeat < 1:
         raise ValueError("number and repeat must be >= 1")
 
     def evaluator(*args) -> TimingResult:
-        func(*args)  # warm-up: compile / cache load / first-touch page faults stay out of the numbers
+        # Warm-up: compile, cache load and first-touch page faults stay out of the numbers.
+        func(*args)
         n = number
         results = []
         # A collection in the middle of a repeat would be charged to the
@@ -152,7 +155,7 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set numba's thread count (1..NUMBA_NUM_THREADS) for parallel kernels launched from this thread."""
+    """Set numba's thread count (1..NUMBA_NUM_THREADS) for kernels launched from this thread."""
     import numba
 
     numba.set_num_threads(n)
@@ -170,7 +173,7 @@ def num_threads(n: int) -> Iterator[None]:
 
 
 def busy_cores(interval: float = 0.1) -> float:
-    """Advisory: fraction (0..1) of the usable CPUs kept busy by anything but this process over `interval` s."""
+    """Advisory: fraction (0..1) of our usable CPUs that other processes kept busy."""
     # Sample per-CPU counters in /proc/stat twice and subtract our own CPU
     # time.  Only the CPUs this process may run on count, since those are the
     # ones a parallel kernel competes for.  It is a snapshot: load that starts

@@ -1,0 +1,55 @@
+"""``build``: schedule -> lowered IR -> source for a target -> callable ``Module``."""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+
+from schedules import ir, lower
+from schedules.schedule import Schedule
+from te.errors import TetuneError
+
+from .codegen_python import PythonSource
+from .module import Module
+
+TARGETS = ("python", "cpu", "cuda")
+
+
+class BuildError(TetuneError, RuntimeError):
+    """A target is unknown or unavailable, or code generation failed."""
+
+
+def build(sch, args=None, target: str = "cpu", name: str | None = None) -> Module:
+    """Compile a schedule (or an already lowered PrimFunc) for ``target``.
+
+    ``target`` is ``"python"`` (plain CPython, the reference and debug path), ``"cpu"``
+    (numba) or ``"cuda"``.
+    """
+    if isinstance(sch, Schedule):
+        if args is None:
+            raise BuildError("build(schedule, args): args (the tensors of the kernel) are needed")
+        func = lower(sch, args, name=name or "main")
+    elif isinstance(sch, ir.PrimFunc):
+        func = sch
+    else:
+        raise BuildError(f"build expects a Schedule or a lowered PrimFunc, got {sch!r}")
+    target = str(target).split()[0] if target else ""
+    if target == "llvm":  # TVM's name for the CPU
+        target = "cpu"
+    if target == "python":
+        return _build_python(func)
+    if target in ("cpu", "cuda"):
+        raise BuildError(f"target {target!r} is not available in this version of tetune yet")
+    raise BuildError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+
+
+def _build_python(func: ir.PrimFunc) -> Module:
+    writer = PythonSource(func)
+    source = writer.source()
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    filename = f"<tetune-python {writer.fn_name} {digest}>"
+    # Registered so that tracebacks and pdb show the generated lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict = {"__name__": f"tetune_kernel_{digest}"}
+    exec(compile(source, filename, "exec"), namespace)
+    return Module(func, source, namespace[writer.fn_name], "python")

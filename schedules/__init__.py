@@ -1,0 +1,14 @@
+"""Schedules: the primitives that decide how a tensor expression runs (split, reorder,
+compute_at, ...), recorded as replayable steps, and ``lower``, which turns a schedule into a
+printable loop-nest IR for the code generators."""
+
+from .ir import PrimFunc
+from .lower import lower
+from .replay import replay
+from .schedule import Schedule, ScheduleError, Stage, create_schedule
+from .steps import Step, steps_from_json, steps_to_json
+
+__all__ = [
+    "PrimFunc", "Schedule", "ScheduleError", "Stage", "Step", "create_schedule", "lower",
+    "replay", "steps_from_json", "steps_to_json",
+]
