@@ -23,6 +23,7 @@ class Module:
         self.kernel = kernel
         self.target = target
         self.name = func.name
+        self.entry_name = func.name
 
     def __repr__(self):
         return f"Module({self.name}, target={self.target})"
@@ -95,9 +96,13 @@ class Module:
                     f"({', '.join(str(s) for s in buf.shape)}), got {arr.shape}"
                 )
 
-    def time_evaluator(self, number: int = 1, repeat: int = 3, min_repeat_ms: float = 0,
-                       **kwargs):
-        """A callable that times this module on given arrays (see ``runtime.timer``)."""
+    def time_evaluator(self, func_name=None, dev=None, number: int = 1, repeat: int = 3,
+                       min_repeat_ms: float = 0, **kwargs):
+        """A callable that times this module on given arrays (see ``runtime.timer``).
+
+        ``func_name`` and ``dev`` are accepted for TVM's ``time_evaluator(entry_name, dev,
+        number=...)`` and ignored: a module has one function and runs on its target.
+        """
         from .timer import time_evaluator
 
         evaluator = time_evaluator(self.kernel, number=number, repeat=repeat,
