@@ -338,6 +338,10 @@ def _simplify_node(e: E.Expr, vb: dict):
             return e.a if isinstance(e, E.FloorDiv) else E.Const(0, t)
         return _simplify_int_div(e, vb)
     if isinstance(e, (E.Min, E.Max)) and dtypes.is_int(t):
+        diff = Affine.of(e.a).plus(Affine.of(e.b), -1)
+        if not diff.terms:  # a and b differ by a constant: min(x, x + 2) is x
+            a_smaller = diff.const <= 0
+            return e.a if a_smaller == isinstance(e, E.Min) else e.b
         (alo, ahi), (blo, bhi) = _bounds(e.a, vb), _bounds(e.b, vb)
         a_le_b = ahi is not None and blo is not None and ahi <= blo
         b_le_a = bhi is not None and alo is not None and bhi <= alo
