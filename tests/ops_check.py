@@ -1,0 +1,143 @@
+"""Shared by the operator-library tests: input generators, the ONNX reference, and one
+function that builds an op on the "python" target and runs it.
+
+A test table row is an ``OpCase``: the op applied to placeholders, a reference on numpy
+arrays, and one generator per input. ``check(case, inline)`` does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import te
+from runtime import build
+from schedules import create_schedule
+from te.ops import tags
+
+
+# -- inputs: each generator takes a numpy Generator and returns one array -------------------
+
+
+def f32(*shape, lo=None, hi=None):
+    """Random float32 normal values, or uniform in [lo, hi); never all zeros."""
+    def make(rng):
+        if lo is not None:
+            return rng.uniform(lo, hi, size=shape).astype("float32")
+        return rng.standard_normal(shape).astype("float32")
+    return make
+
+
+def pos(*shape):
+    """Positive float32 values (for log, sqrt, power)."""
+    return f32(*shape, lo=0.5, hi=2.0)
+
+
+def ints(*shape, lo=-5, hi=5, dtype="int32"):
+    return lambda rng: rng.integers(lo, hi, size=shape).astype(dtype)
+
+
+def bools(*shape):
+    return lambda rng: rng.random(shape) < 0.5
+
+
+# -- the ONNX reference -----------------------------------------------------------------------
+
+_ELEM = {np.dtype(k): v for k, v in (
+    ("float32", onnx.TensorProto.FLOAT), ("float64", onnx.TensorProto.DOUBLE),
+    ("int32", onnx.TensorProto.INT32), ("int64", onnx.TensorProto.INT64),
+    ("bool", onnx.TensorProto.BOOL))}
+
+
+def onnx_ref(op_type: str, consts=(), n_out: int = 1, opset: int = 21, **attrs):
+    """A reference function running the single ONNX node ``op_type`` in onnx's
+    ReferenceEvaluator: the arrays it is called with are the first inputs, ``consts`` (arrays,
+    or None for an omitted optional input) the following ones."""
+    def ref(*arrays):
+        names = [f"x{n}" for n in range(len(arrays))]
+        inits, const_names = [], []
+        for n, c in enumerate(consts):
+            if c is None:
+                const_names.append("")
+                continue
+            const_names.append(f"c{n}")
+            inits.append(numpy_helper.from_array(np.asarray(c), f"c{n}"))
+        outs = [f"y{n}" for n in range(n_out)]
+        node = helper.make_node(op_type, names + const_names, outs, **attrs)
+        graph = helper.make_graph(
+            [node], "g",
+            [helper.make_tensor_value_info(n, _ELEM[a.dtype], a.shape) for n, a in
+             zip(names, arrays)],
+            [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in outs],
+            inits,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        got = ReferenceEvaluator(model).run(None, dict(zip(names, arrays)))
+        return tuple(got) if n_out > 1 else got[0]
+    return ref
+
+
+# -- the table row and the runner -------------------------------------------------------------
+
+
+@dataclass
+class OpCase:
+    id: str
+    op: Callable  # (*placeholders) -> Tensor or tuple of tensors
+    ref: Callable  # (*arrays) -> array or tuple of arrays
+    inputs: list = field(default_factory=list)  # one generator per input
+    rtol: float = 1e-5
+    atol: float = 1e-5
+
+
+def params(cases):
+    """``pytest.param``s of the cases, with their ids."""
+    import pytest
+
+    return [pytest.param(c, id=c.id) for c in cases]
+
+
+def inline_injective(s):
+    """compute_inline every intermediate elemwise / broadcast / injective stage."""
+    inlined = []
+    for st in s.stages:
+        op = st.op
+        if isinstance(op, te.ComputeOp) and not st.is_output and tags.is_injective(op.tag):
+            st.compute_inline()
+            inlined.append(st.name)
+    return inlined
+
+
+def run(op, arrays, inline: bool = False):
+    """Build ``op`` on placeholders shaped like ``arrays`` for the "python" target and run it;
+    returns the outputs (a list) and the names of the stages that were inlined."""
+    phs = [te.placeholder(a.shape, str(a.dtype), name=f"in{n}") for n, a in enumerate(arrays)]
+    got = op(*phs)
+    outs = list(got) if isinstance(got, (tuple, list)) else [got]
+    s = create_schedule([o.op for o in outs])
+    inlined = inline_injective(s) if inline else []
+    f = build(s, phs + outs, target="python")
+    results = [np.empty(tuple(int(d) for d in o.shape), dtype=o.dtype) for o in outs]
+    f(*arrays, *results)
+    return results, inlined
+
+
+def check(case: OpCase, inline: bool = False, seed: int = 0):
+    """Run ``case`` and compare every output with its reference."""
+    rng = np.random.default_rng(seed)
+    arrays = [make(rng) for make in case.inputs]
+    results, inlined = run(case.op, arrays, inline)
+    want = case.ref(*[a.copy() for a in arrays])
+    want = list(want) if isinstance(want, (tuple, list)) else [want]
+    assert len(results) == len(want), case.id
+    for got, exp in zip(results, want):
+        exp = np.asarray(exp)
+        assert got.shape == exp.shape, f"{case.id}: shape {got.shape} != {exp.shape}"
+        np.testing.assert_allclose(got, exp.astype(got.dtype), rtol=case.rtol, atol=case.atol,
+                                   err_msg=case.id)
+    return inlined
