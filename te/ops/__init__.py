@@ -17,7 +17,9 @@ module         ops
 =============  ================================================================
 """
 
-from . import elemwise, norm, reduce, tags
+from . import elemwise, image, norm, reduce, tags, transform
 from .elemwise import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
+from .image import *  # noqa: F401,F403
+from .transform import *  # noqa: F401,F403
