@@ -23,7 +23,9 @@ def build(sch, args=None, target: str = "cpu", name: str | None = None) -> Modul
     """Compile a schedule (or an already lowered PrimFunc) for ``target``.
 
     ``target`` is ``"python"`` (plain CPython, the reference and debug path), ``"cpu"``
-    (numba) or ``"cuda"``.
+    (numba; ``"llvm"`` is accepted as TVM's name) or ``"cuda"``. The cpu target takes flags
+    after its name: ``"cpu -fastmath=auto|full|noreassoc|off -parallel=0|1 -max_unroll=N
+    -max_tile=N"`` (see ``runtime.codegen_cpu``).
     """
     if isinstance(sch, Schedule):
         if args is None:
@@ -33,12 +35,17 @@ def build(sch, args=None, target: str = "cpu", name: str | None = None) -> Modul
         func = sch
     else:
         raise BuildError(f"build expects a Schedule or a lowered PrimFunc, got {sch!r}")
-    target = str(target).split()[0] if target else ""
+    words = str(target).split() if target else [""]
+    target, flags = words[0], words[1:]
     if target == "llvm":  # TVM's name for the CPU
         target = "cpu"
     if target == "python":
         return _build_python(func)
-    if target in ("cpu", "cuda"):
+    if target == "cpu":
+        from .codegen_cpu import CpuOptions, build_cpu
+
+        return build_cpu(func, CpuOptions.parse(flags))
+    if target == "cuda":
         raise BuildError(f"target {target!r} is not available in this version of tetune yet")
     raise BuildError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
 

@@ -1,4 +1,21 @@
-"""``Module``: a built kernel, callable on numpy arrays, with its source and a timer."""
+"""``Module``: a built kernel, callable on numpy arrays, with its source and a timer.
+
+For the ``"cpu"`` target the kernel is a numba dispatcher compiled for the signature a call
+uses (C-contiguous arrays of the parameters' dtypes, then int64 extents), and the module
+can show what numba made of it::
+
+    f = build(s, [A, B, C], target="cpu")
+    print(f.get_source())          # the generated Python (also f.source)
+    print(f.asm())                 # x86 assembly, same as f.get_source("asm")
+    print(f.get_source("llvm"))    # optimized LLVM IR
+    print(f.vector_stats())        # {'zmm_fma': 16, 'ymm_fma': 0, 'scalar_fma': 0, ...}
+    print(f.build_info)            # compile seconds, cache hit, fastmath, register tiles
+
+``vector_stats()`` counts instructions in the assembly: a loop that was vectorized with
+AVX-512 shows ``zmm_fma`` (or ``zmm_ops``) > 0; a register-tile microkernel that stayed
+scalar shows ``scalar_fma`` instead; ``gathers`` and ``spills`` count the signs of a tile
+vectorized the wrong way (see shared/research/numba_codegen.md, section 2).
+"""
 
 from __future__ import annotations
 
@@ -23,14 +40,43 @@ class Module:
         self.kernel = kernel
         self.target = target
         self.name = func.name
+        self.signature = None  # numba argument types (cpu target)
+        self.build_info: dict = {}
         self.entry_name = func.name
 
     def __repr__(self):
         return f"Module({self.name}, target={self.target})"
 
-    def get_source(self) -> str:
-        """The generated source (TVM's name)."""
-        return self.source
+    def get_source(self, fmt: str = "") -> str:
+        """The generated source (TVM's name); ``fmt`` "asm" or "llvm" for the cpu target."""
+        if fmt in ("", "py", "python", "source"):
+            return self.source
+        if fmt in ("asm", "s"):
+            return self.asm()
+        if fmt in ("llvm", "ll"):
+            return self._numba().inspect_llvm(self.signature)
+        raise ValueError(f"get_source: unknown format {fmt!r}; expected 'python', 'asm' or "
+                         "'llvm'")
+
+    def _numba(self):
+        if self.signature is None or not hasattr(self.kernel, "inspect_asm"):
+            raise TetuneError(f"{self.name}: assembly exists only for the cpu target "
+                              f"(this module is {self.target})")
+        return self.kernel
+
+    def asm(self) -> str:
+        """The x86 (host) assembly numba generated for the kernel."""
+        return self._numba().inspect_asm(self.signature)
+
+    def vector_stats(self) -> dict:
+        """Counts of vector and scalar floating-point instructions in ``asm()``.
+
+        ``zmm_fma``/``ymm_fma``/``xmm_fma``: packed FMAs on 512/256/128-bit registers;
+        ``scalar_fma``: ``vfmadd...ss/sd``; ``zmm_ops``/``ymm_ops``: instructions that use
+        such a register at all; ``gathers``; ``spills``: vector registers stored to or loaded
+        from the stack; ``libm_calls``: calls to expf, logf, ... (not vectorized).
+        """
+        return vector_stats(self.asm())
 
     def __call__(self, *arrays):
         self.kernel(*self.bind(arrays))
@@ -108,3 +154,35 @@ class Module:
         evaluator = time_evaluator(self.kernel, number=number, repeat=repeat,
                                    min_repeat_ms=min_repeat_ms, **kwargs)
         return lambda *arrays: evaluator(*self.bind(arrays))
+
+
+def vector_stats(asm: str) -> dict:
+    """Instruction counts of an x86 assembly listing (see ``Module.vector_stats``)."""
+    import re
+
+    lines = [ln.strip() for ln in asm.splitlines()]
+    code = [ln for ln in lines if ln and not ln.startswith((".", "#")) and not ln.endswith(":")]
+    fma = re.compile(r"^vfn?m(add|sub)\w*")
+    out = {"zmm_fma": 0, "ymm_fma": 0, "xmm_fma": 0, "scalar_fma": 0, "zmm_ops": 0,
+           "ymm_ops": 0, "gathers": 0, "spills": 0, "libm_calls": 0, "instructions": len(code)}
+    for ln in code:
+        op = ln.split(None, 1)[0]
+        has_z, has_y = "%zmm" in ln, "%ymm" in ln
+        out["zmm_ops"] += has_z
+        out["ymm_ops"] += has_y
+        if fma.match(op):
+            if op.endswith(("ss", "sd")):
+                out["scalar_fma"] += 1
+            elif has_z:
+                out["zmm_fma"] += 1
+            elif has_y:
+                out["ymm_fma"] += 1
+            else:
+                out["xmm_fma"] += 1
+        if op.startswith("vgather"):
+            out["gathers"] += 1
+        if (has_z or has_y) and "(%rsp)" in ln and op.startswith("vmov"):
+            out["spills"] += 1
+        if op.startswith("call") and re.search(r"\b(exp|log|tanh|erf|pow|sqrt)f?(@PLT)?\b", ln):
+            out["libm_calls"] += 1
+    return out
