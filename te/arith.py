@@ -88,22 +88,39 @@ class Affine:
         return self
 
     def to_expr(self) -> E.Expr:
-        items = sorted(self.terms.values(), key=lambda tc: (-abs(tc[1]), str(tc[0])))
+        t = self.dtype
+        # Integers in a kernel wrap around (int8: 100 + 100 == -56), so folded ones must too.
+        fix = (lambda v: _wrap(v, t, centered=True)) if dtypes.is_int(t) else (lambda v: v)
+        top = dtypes.max_value(t) if dtypes.is_int(t) else math.inf
+        items = [(term, fix(c)) for term, c in self.terms.values()]
+        items = sorted((tc for tc in items if tc[1] != 0), key=lambda tc: (-abs(tc[1]), str(tc[0])))
         out = None
         for term, coeff in items:
-            mag = abs(coeff)
-            piece = term if mag == 1 else E.Mul(term, E.Const(mag, self.dtype))
+            neg = coeff < 0 and -coeff <= top  # the most negative value has no magnitude
+            mag = -coeff if neg else coeff
+            piece = term if mag == 1 else E.Mul(term, E.Const(mag, t))
             if out is None:
-                out = piece if coeff > 0 else E.Sub(E.Const(0, self.dtype), piece)
+                out = E.Sub(E.Const(0, t), piece) if neg else piece
             else:
-                out = E.Add(out, piece) if coeff > 0 else E.Sub(out, piece)
+                out = E.Sub(out, piece) if neg else E.Add(out, piece)
+        const = fix(self.const)
         if out is None:
-            return E.Const(self.const, self.dtype)
-        if self.const > 0:
-            out = E.Add(out, E.Const(self.const, self.dtype))
-        elif self.const < 0:
-            out = E.Sub(out, E.Const(-self.const, self.dtype))
+            return E.Const(_wrap(const, t) if dtypes.is_int(t) else const, t)
+        if const < 0 and -const <= top:
+            out = E.Sub(out, E.Const(-const, t))
+        elif const != 0:
+            out = E.Add(out, E.Const(const, t))
         return out
+
+
+def _wrap(value: int, dtype: str, centered: bool = False) -> int:
+    """``value`` as the integer ``dtype`` stores it (two's complement, as numpy computes);
+    ``centered`` picks the equivalent value nearest zero (``x - 1``, not ``x + 255``, in uint8)."""
+    lo, hi = dtypes.min_value(dtype), dtypes.max_value(dtype)
+    span = hi - lo + 1
+    if centered:
+        lo = -(span // 2)
+    return (value - lo) % span + lo
 
 
 # ------------------------------------------------------------------------------------------
@@ -263,6 +280,8 @@ def _fold(e: E.Expr):
         import numpy as np
 
         v = float(np.asarray(v, dtype=t))  # round to the dtype, as the kernel would
+    elif dtypes.is_int(t):
+        v = _wrap(v, t)  # and wrap integers around, as the kernel would
     return E.Const(v, t)
 
 
