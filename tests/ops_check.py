@@ -54,30 +54,52 @@ _ELEM = {np.dtype(k): v for k, v in (
     ("bool", onnx.TensorProto.BOOL))}
 
 
+def onnx_model(op_type: str, arrays, consts=(), n_out: int = 1, opset: int = 21,
+               out_type=onnx.TensorProto.UNDEFINED, **attrs):
+    """A model of the single ONNX node ``op_type``: ``arrays`` are its first inputs (x0, x1,
+    ...), ``consts`` (arrays, or None for an omitted optional input) the following ones."""
+    names = [f"x{n}" for n in range(len(arrays))]
+    inits, const_names = [], []
+    for n, c in enumerate(consts):
+        if c is None:
+            const_names.append("")
+            continue
+        const_names.append(f"c{n}")
+        inits.append(numpy_helper.from_array(np.asarray(c), f"c{n}"))
+    outs = [f"y{n}" for n in range(n_out)]
+    node = helper.make_node(op_type, names + const_names, outs, **attrs)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info(n, _ELEM[a.dtype], a.shape) for n, a in
+         zip(names, arrays)],
+        [helper.make_tensor_value_info(n, out_type, None) for n in outs],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10  # what opset 21 needs; newer ones are beyond onnxruntime 1.2x
+    return model
+
+
 def onnx_ref(op_type: str, consts=(), n_out: int = 1, opset: int = 21, **attrs):
-    """A reference function running the single ONNX node ``op_type`` in onnx's
-    ReferenceEvaluator: the arrays it is called with are the first inputs, ``consts`` (arrays,
-    or None for an omitted optional input) the following ones."""
+    """A reference function: the node run by onnx's ReferenceEvaluator (see onnx_model)."""
     def ref(*arrays):
-        names = [f"x{n}" for n in range(len(arrays))]
-        inits, const_names = [], []
-        for n, c in enumerate(consts):
-            if c is None:
-                const_names.append("")
-                continue
-            const_names.append(f"c{n}")
-            inits.append(numpy_helper.from_array(np.asarray(c), f"c{n}"))
-        outs = [f"y{n}" for n in range(n_out)]
-        node = helper.make_node(op_type, names + const_names, outs, **attrs)
-        graph = helper.make_graph(
-            [node], "g",
-            [helper.make_tensor_value_info(n, _ELEM[a.dtype], a.shape) for n, a in
-             zip(names, arrays)],
-            [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in outs],
-            inits,
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-        got = ReferenceEvaluator(model).run(None, dict(zip(names, arrays)))
+        model = onnx_model(op_type, arrays, consts, n_out, opset, **attrs)
+        got = ReferenceEvaluator(model).run(None, {f"x{n}": a for n, a in enumerate(arrays)})
+        return tuple(got) if n_out > 1 else got[0]
+    return ref
+
+
+def ort_ref(op_type: str, consts=(), n_out: int = 1, opset: int = 21, **attrs):
+    """The same as onnx_ref, run by onnxruntime (the second oracle, for where onnx's reference
+    is wrong); the outputs have the dtype of the first input."""
+    import onnxruntime
+
+    def ref(*arrays):
+        model = onnx_model(op_type, arrays, consts, n_out, opset, _ELEM[arrays[0].dtype],
+                           **attrs)
+        sess = onnxruntime.InferenceSession(model.SerializeToString(),
+                                            providers=["CPUExecutionProvider"])
+        got = sess.run(None, {f"x{n}": a for n, a in enumerate(arrays)})
         return tuple(got) if n_out > 1 else got[0]
     return ref
 
