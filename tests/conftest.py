@@ -23,9 +23,8 @@ def concrete_shape(tensor, sizes: dict) -> tuple:
     """The shape of ``tensor`` with its symbolic extents replaced by ``sizes`` (name -> int)."""
     dims = []
     for dim in tensor.shape:
-        value = arith.const_int(
-            E.substitute(dim, {v: E.const(sizes[v.name]) for v in E.free_vars(dim) if v.name in sizes})
-        )
+        known = {v: E.const(sizes[v.name]) for v in E.free_vars(dim) if v.name in sizes}
+        value = arith.const_int(E.substitute(dim, known))
         if value is None:
             raise ValueError(f"the extent {dim} of {tensor.name} is not known; pass it by name")
         dims.append(value)

@@ -22,7 +22,7 @@ def simp(e, bounds=BOUNDS):
     return str(te.simplify(e, bounds))
 
 
-# --- split and fuse cancel -----------------------------------------------------------------------
+# --- split and fuse cancel --------------------------------------------------------------------
 
 @pytest.mark.parametrize("expr, want", [
     ((io * 32 + ii) // 32, "io"),
@@ -75,7 +75,7 @@ def test_split_then_fuse_gives_the_original_index():
     assert "B[i.outer.i.inner.fused] = A[i.outer.i.inner.fused] * 2.0f" in str(lower(s, [A, B]))
 
 
-# --- constant folding and canonical forms ----------------------------------------------------------
+# --- constant folding and canonical forms -----------------------------------------------------
 
 @pytest.mark.parametrize("expr, want", [
     (te.const(3) * 4 + 5, "17"),
@@ -126,7 +126,7 @@ def test_canonical_equal():
     assert not arith.canonical_equal(x + y, x - y)
 
 
-# --- bounds -----------------------------------------------------------------------------------------
+# --- bounds -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("expr, want", [
     (io * 32 + ii, (0, 319)),
@@ -169,7 +169,7 @@ def test_bounds_simplify_min_max_select(expr, want):
     assert simp(expr) == want
 
 
-# --- property: simplification keeps the value ---------------------------------------------------
+# --- property: simplification keeps the value -------------------------------------------------
 
 VARS = [te.var(name) for name in "abcd"]
 INT_OPS = {

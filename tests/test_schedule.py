@@ -57,7 +57,7 @@ def matmul_case(schedule):
     return case(make)
 
 
-# --- single primitives on a matmul -----------------------------------------------------------
+# --- single primitives on a matmul ------------------------------------------------------------
 
 @matmul_case
 def default(s, C):
@@ -208,7 +208,7 @@ def cache_read_at_root(s, C):
     s.cache_read(C.op.input_tensors[1], "global", [C])
 
 
-# --- producers and consumers ----------------------------------------------------------------
+# --- producers and consumers ------------------------------------------------------------------
 
 def blur1d(n=20):
     """``B = 2*A``, ``C[i] = B[i] + B[i+1] + B[i+2]``: C reads B at offsets."""
@@ -399,7 +399,7 @@ def test_schedule_keeps_the_result(rng, name):
         np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-5)
 
 
-# --- what the primitives do to the loop nest -----------------------------------------------------
+# --- what the primitives do to the loop nest --------------------------------------------------
 
 def lowered(name):
     c = CASES[name](np.random.default_rng(0))
@@ -413,7 +413,8 @@ def lowered(name):
     ("split_factor_larger_than_extent", ["for (j.inner, 0, 16)", "if (j.inner < 11)"]),
     ("tile", ["for (i.outer, 0, 4) {\n    for (j.outer, 0, 4) {\n      for (i.inner, 0, 4)"]),
     ("fuse", ["for (i.j.fused, 0, 143)", "C[i.j.fused // 11, i.j.fused % 11]"]),
-    ("reorder_reduction_outermost", ["for (k, 0, 17) {\n    for (j, 0, 11) {\n      for (i, 0, 13)"]),
+    ("reorder_reduction_outermost",
+     ["for (k, 0, 17) {\n    for (j, 0, 11) {\n      for (i, 0, 13)"]),
     ("unroll", ['for (k, 0, 17) "unrolled"']),
     ("vectorize", ['for (j.inner, 0, 4) "vectorized"']),
     ("parallel", ['for (i, 0, 13) "parallel"']),
@@ -476,7 +477,7 @@ def test_symbolic_stencil_compute_at(rng):
         np.testing.assert_allclose(r, 3 * p[:-2] + 3 * p[2:], rtol=1e-6)
 
 
-# --- the schedule as data ----------------------------------------------------------------------
+# --- the schedule as data ---------------------------------------------------------------------
 
 def test_str_lists_the_steps():
     A, B, C = matmul()
@@ -524,7 +525,7 @@ def test_replay_of_a_bad_step_names_it():
         replay([C.op], [{"kind": "compute_root", "stage": "D", "args": {}}])
 
 
-# --- errors --------------------------------------------------------------------------------------
+# --- errors -----------------------------------------------------------------------------------
 
 def pipeline():
     """``A -> X1 -> X2 -> X3`` (output) plus a matmul ``C`` of ``A`` read by ``D``, and ``E``."""

@@ -18,7 +18,7 @@ def elementwise(fn, data, dtype=None):
     return run_python(create_schedule(B.op), [A, B], [data])[0]
 
 
-# --- tensors ---------------------------------------------------------------------------------
+# --- tensors ----------------------------------------------------------------------------------
 
 def test_placeholder_attributes():
     A = te.placeholder((3, 4), name="A")
@@ -84,7 +84,7 @@ def test_multi_output_consumed_by_a_later_stage(rng):
     np.testing.assert_allclose(p, (a + 1) * (a - 1), rtol=1e-5)
 
 
-# --- reductions ------------------------------------------------------------------------------
+# --- reductions -------------------------------------------------------------------------------
 
 def test_reduce_axis_with_nonzero_lower_bound(rng):
     A = te.placeholder((5, 9), name="A")
@@ -187,7 +187,7 @@ def test_reduce_init(rng):
     np.testing.assert_allclose(b, a.sum(axis=1) + 10, rtol=1e-5)
 
 
-# --- scalar expressions ----------------------------------------------------------------------
+# --- scalar expressions -----------------------------------------------------------------------
 
 def test_if_then_else(rng):
     a = random_array(rng, 12)
@@ -337,7 +337,7 @@ def test_min_max_value():
     assert te.max_value("float32").value == float(np.finfo("float32").max)
 
 
-# --- errors ------------------------------------------------------------------------------------
+# --- errors -----------------------------------------------------------------------------------
 
 def _raises(exc, match, fn):
     with pytest.raises(exc, match=match):
