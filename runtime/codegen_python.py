@@ -136,7 +136,8 @@ class PythonSource:
         self.stmt(s.body, level)
 
     def allocate(self, b: ir.Buffer, level: int):
-        name, dtype = self.buf(b), f"np.{b.dtype}"
+        # np.bool_, not np.bool: numpy 1.24-1.26 (which pyproject allows) lack np.bool.
+        name, dtype = self.buf(b), ("np.bool_" if b.dtype == "bool" else f"np.{b.dtype}")
         shape = self.shape_tuple(b.shape)
         if b.strides is None:
             self.emit(level, f"{name} = np.empty({shape}, dtype={dtype})")

@@ -8,6 +8,7 @@ import pytest
 from conftest import random_array, run_python
 
 import te
+from runtime import build
 from schedules import create_schedule
 
 
@@ -312,6 +313,18 @@ def test_bool_tensors(rng):
     b, c = run_python(create_schedule([B.op, C.op]), [A, B, C], [a])
     np.testing.assert_array_equal(b, ~a)
     np.testing.assert_array_equal(c, np.where(~a, 1.0, -1.0))
+
+
+def test_bool_intermediate_buffer(rng):
+    # Regression: the python target allocated it as np.bool, which numpy 1.24-1.26 lack.
+    A = te.placeholder((10,), name="A")
+    M = te.compute((10,), lambda i: A[i] > 0.0, name="M")
+    C = te.compute((10,), lambda i: te.if_then_else(M[i], A[i], 0.0), name="C")
+    s = create_schedule(C.op)
+    assert "dtype=np.bool_)" in build(s, [A, C], target="python").source
+    a = random_array(rng, 10)
+    (c,) = run_python(s, [A, C], [a])
+    np.testing.assert_array_equal(c, np.where(a > 0, a, 0))
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int16", "int32",
