@@ -231,6 +231,11 @@ def test_math_intrinsics(rng, name, fn, reference, domain, dtype, rtol):
                                atol=rtol)
 
 
+def test_round_is_half_to_even_like_numpy_and_onnx():
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, -0.6], "float32")
+    np.testing.assert_array_equal(elementwise(te.round, x), np.rint(x))
+
+
 @pytest.mark.parametrize("dtype", ["int8", "int32", "int64"])
 def test_abs_of_integers(rng, dtype):
     x = random_array(rng, 10, dtype)
