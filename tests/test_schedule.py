@@ -3,7 +3,7 @@ computation runs, never what it computes (every case is checked against numpy). 
 schedule as data (printing, JSON, replay) and the errors a user can cause."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -24,7 +24,6 @@ class Case:
     args: list
     inputs: list
     expected: list
-    sizes: dict = field(default_factory=dict)
 
 
 CASES = {}
@@ -57,7 +56,7 @@ def matmul_case(schedule):
     return case(make)
 
 
-# --- single primitives on a matmul ------------------------------------------------------------
+# --- primitives on a matmul, alone and combined ----------------------------------------------
 
 @matmul_case
 def default(s, C):
@@ -394,7 +393,7 @@ def storage_align_and_set_scope(rng):
 @pytest.mark.parametrize("name", CASES)
 def test_schedule_keeps_the_result(rng, name):
     c = CASES[name](rng)
-    got = run_python(c.s, c.args, c.inputs, **c.sizes)
+    got = run_python(c.s, c.args, c.inputs)
     for g, want in zip(got, c.expected):
         np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-5)
 
