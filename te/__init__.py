@@ -56,3 +56,6 @@ def max_value(dtype: str) -> Const:
 def min_value(dtype: str) -> Const:
     """The smallest (most negative) value of ``dtype``, as a constant."""
     return const(_min_value(dtype), dtype)
+
+
+from . import ops  # noqa: E402 - the operator library builds on everything above

@@ -50,6 +50,8 @@ ELEMWISE = [
     OpCase("where", ops.where, np.where, [bools(3, 1), f32(4), f32(3, 4)]),
     OpCase("where_scalars", lambda c, a: ops.where(c, a, 0.0),
            lambda c, a: np.where(c, a, np.float32(0)), [bools(5), f32(5)]),
+    OpCase("where_only_condition", lambda c: ops.where(c, 1.0, -2.0),
+           lambda c: np.where(c, 1.0, -2.0).astype("float32"), [bools(2, 3)]),
     OpCase("cast_to_int", lambda a: ops.cast(a, "int32"),
            lambda a: a.astype("int32"), [f32(9, lo=-9, hi=9)]),
     OpCase("cast_to_float", lambda a: ops.cast(a, "float32"), lambda a: a.astype("float32"),

@@ -19,10 +19,10 @@ module         ops
 
 from . import elemwise, image, layout, nn, norm, pooling, reduce, tags, transform
 from .elemwise import *  # noqa: F401,F403
+from .image import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
-from .image import *  # noqa: F401,F403
 from .transform import *  # noqa: F401,F403

@@ -42,9 +42,14 @@ def same_dtype(op: str, **tensors) -> str:
 
 
 def dim(d):
-    """A dimension as a Python int when it is constant, else the expression."""
+    """A dimension as a Python int when it is constant, else the simplified expression."""
     value = arith.const_int(d)
-    return d if value is None else value
+    return arith.simplify(d) if value is None else value
+
+
+def as_float(count, dtype: str):
+    """An element count (int or symbolic) usable as a divisor of ``dtype`` values."""
+    return count if isinstance(count, int) else count.astype(dtype)
 
 
 def shape_of(x: Tensor) -> tuple:
@@ -93,7 +98,9 @@ def int_tuple(value, n: int, op: str, arg: str, minimum: int | None = None) -> t
     try:
         items = tuple(value)
     except TypeError:
-        raise TETypeError(f"{op}: {arg} must be an integer or {n} integers, got {value!r}") from None
+        raise TETypeError(
+            f"{op}: {arg} must be an integer or {n} integers, got {value!r}"
+        ) from None
     if len(items) != n:
         fail(op, f"{arg} must have {n} entries, got {len(items)} ({value!r})")
     return tuple(int_arg(v, op, arg, minimum) for v in items)

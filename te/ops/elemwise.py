@@ -15,6 +15,7 @@ from ._util import (
     broadcast_shape,
     fail,
     same_dim,
+    same_dtype,
     scalar_or_tensor,
     stage,
     tensor_arg,
@@ -25,14 +26,15 @@ from ._util import (
 def _nary(op: str, fn, operands: dict, dtype_from=None):
     """``fn(*scalars)`` at every point of the broadcast of the tensor ``operands``.
 
-    Numbers take the dtype of the first tensor (or of ``dtype_from``'s tensor when given).
+    Numbers take the dtype of the tensors (those named in ``dtype_from`` when given; with
+    none, Python's int32 / float32 defaults).
     """
     values = {k: scalar_or_tensor(v, op, k) for k, v in operands.items()}
     tensors = {k: v for k, v in values.items() if isinstance(v, Tensor)}
     if not tensors:
         fail(op, f"needs at least one tensor operand, got {', '.join(map(repr, values.values()))}")
     typed = [k for k in (dtype_from or list(tensors)) if k in tensors]
-    dtype = tensors[typed[0]].dtype
+    dtype = same_dtype(op, **{k: tensors[k] for k in typed}) if typed else None
     out_shape = broadcast_shape([t.shape for t in tensors.values()], op, list(tensors))
     exact = all(
         t.ndim == len(out_shape) and all(same_dim(a, b) for a, b in zip(t.shape, out_shape))

@@ -14,6 +14,7 @@ from ..operation import reduce_axis
 from ..reduction import max as max_reducer, sum as sum_reducer
 from . import tags
 from ._util import (
+    as_float,
     fail,
     normalize_axes,
     normalize_axis,
@@ -100,7 +101,7 @@ def layer_norm(x, gamma=None, beta=None, axis=-1, eps: float = 1e-5):
     norm_shape = [x.shape[a] for a in axes]
     gamma = _param(gamma, "gamma", norm_shape, x.dtype, op)
     beta = _param(beta, "beta", norm_shape, x.dtype, op)
-    count = prod(norm_shape)
+    count = as_float(prod(norm_shape), x.dtype)
     total = _reduced(x, axes, sum_reducer, lambda i: x[i], op, "layer_norm_sum")
 
     def centered(i):

@@ -13,7 +13,7 @@ from ..intrin import all as all_of, any as any_of
 from ..operation import reduce_axis
 from ..reduction import comm_reducer, max as max_reducer, min as min_reducer, sum as sum_reducer
 from . import tags
-from ._util import normalize_axes, prod, stage, tensor_arg
+from ._util import as_float, normalize_axes, prod, stage, tensor_arg
 
 prod_reducer = comm_reducer(lambda x, y: x * y, lambda t: const(1, t), name="prod")
 
@@ -69,7 +69,10 @@ def _setup(x, axis, keepdims, op):
 
 def _reduce(x, axis, keepdims, reducer, op, tag=tags.REDUCE, name=None):
     axes, rvars, shape = _setup(x, axis, keepdims, op)
-    body = lambda *i: reducer(x[_split_index(x, axes, keepdims, i, rvars)], axis=rvars)  # noqa: E731
+
+    def body(*i):
+        return reducer(x[_split_index(x, axes, keepdims, i, rvars)], axis=rvars)
+
     return stage(shape, body, op, tag, name=name)
 
 
@@ -98,6 +101,7 @@ def reduce_mean(x, axis=None, keepdims: bool = False):
     axes, _, _ = _setup(x, axis, keepdims, "reduce_mean")
     total = _reduce(x, axis, keepdims, sum_reducer, "reduce_mean", name="reduce_mean_sum")
     count = prod(x.shape[a] for a in axes)
+    count = as_float(count, x.dtype)
     return stage(total.shape, lambda *i: total[i] / count, "reduce_mean", tags.REDUCE)
 
 
