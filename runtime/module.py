@@ -81,21 +81,29 @@ class Module:
     def __call__(self, *arrays):
         self.kernel(*self.bind(arrays))
 
-    def bind(self, arrays) -> list:
-        """Check the arrays against the parameters and append the symbolic extents."""
-        params = self.func.params
-        if len(arrays) != len(params):
-            names = ", ".join(b.name for b in params)
+    def bind(self, values_in) -> list:
+        """Check the call's arguments (arrays and explicit scalars, in the order given to
+        ``lower``) and return the kernel's: the arrays, then every scalar parameter."""
+        args = self.func.args
+        if len(values_in) != len(args):
+            names = ", ".join(_arg_name(a) for a in args)
             raise ArgumentError(
-                f"{self.name} takes {len(params)} arrays ({names}), got {len(arrays)}"
+                f"{self.name} takes {len(args)} argument(s) ({names}), got {len(values_in)}"
             )
         values: dict = {}
-        for buf, arr in zip(params, arrays):
-            self._check(buf, arr, values)
-        for buf, arr in zip(params, arrays):  # extents like n + 1 once every var is known
+        arrays: dict = {}
+        for a, x in zip(args, values_in):
+            if isinstance(a, E.Var):
+                values[a] = _scalar(self.name, a, x)
+        for a, x in zip(args, values_in):
+            if isinstance(a, ir.Buffer):
+                self._check(a, x, values)
+                arrays[a.uid] = x
+        for buf in self.func.params:  # extents like n + 1 once every var is known
+            arr = arrays[buf.uid]
+            known = {v: E.const(x, v.dtype) for v, x in values.items()}
             for dim, (expected, got) in enumerate(zip(buf.shape, arr.shape)):
-                want = arith.const_int(E.substitute(expected, {v: E.const(x) for v, x in
-                                                               values.items()}))
+                want = arith.const_int(E.substitute(expected, known))
                 if want is not None and want != got:
                     raise ArgumentError(
                         f"{self.name}: dimension {dim} of {buf.name} must be {expected} = {want} "
@@ -108,7 +116,7 @@ class Module:
                     f"{self.name}: the extent {v.name} cannot be inferred from the array shapes"
                 )
             scalars.append(values[v])
-        return list(arrays) + scalars
+        return [arrays[b.uid] for b in self.func.params] + scalars
 
     def _check(self, buf: ir.Buffer, arr, values: dict):
         if not isinstance(arr, np.ndarray):
@@ -133,8 +141,8 @@ class Module:
                 seen = values.setdefault(expected, got)
                 if seen != got:
                     raise ArgumentError(
-                        f"{self.name}: {expected.name} is {seen} from an earlier array but "
-                        f"dimension {dim} of {buf.name} is {got}"
+                        f"{self.name}: {expected.name} is {seen} from an earlier array or "
+                        f"argument but dimension {dim} of {buf.name} is {got}"
                     )
             elif isinstance(expected, E.Const) and expected.value != got:
                 raise ArgumentError(
@@ -186,3 +194,22 @@ def vector_stats(asm: str) -> dict:
         if op.startswith("call") and re.search(r"\b(exp|log|tanh|erf|pow|sqrt)f?(@PLT)?\b", ln):
             out["libm_calls"] += 1
     return out
+
+
+def _arg_name(a) -> str:
+    return a.name
+
+
+def _scalar(module: str, var: E.Var, value):
+    """A scalar argument as the numpy type of its variable (so float32 math stays float32)."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        raise ArgumentError(f"{module}: {var.name} is a scalar {var.dtype}, got an array")
+    kind = np.dtype(var.dtype).kind
+    if kind in "iu" and not float(value).is_integer():
+        raise ArgumentError(f"{module}: {var.name} is {var.dtype}, got {value!r}")
+    try:
+        if kind in "iu":
+            return int(value)  # extents and indices are plain integers in every kernel
+        return np.dtype(var.dtype).type(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ArgumentError(f"{module}: {var.name} must be a {var.dtype}, got {value!r}") from None

@@ -184,12 +184,15 @@ class Barrier(Stmt):
 class PrimFunc:
     """A lowered function: buffer parameters, symbolic scalar parameters and a body."""
 
-    def __init__(self, name, params, scalar_params, body, attrs=None):
+    def __init__(self, name, params, scalar_params, body, attrs=None, args=None):
         self.name = name
         self.params = list(params)
         self.scalar_params = list(scalar_params)
         self.body = body
         self.attrs = dict(attrs or {})
+        # What a caller passes, in the order given to lower(): buffers and explicit scalars.
+        # Symbolic extents not listed there are taken from the arrays' shapes.
+        self.args = list(args) if args is not None else list(params)
 
     def __str__(self):
         head = ", ".join(

@@ -46,9 +46,11 @@ class Lowering:
     # -- arguments -------------------------------------------------------------------------
     def _bind_args(self, args):
         params, scalars, bound = [], [], {}
+        self.user_args = []
         for a in args:
             if isinstance(a, E.Var):
                 scalars.append(a)
+                self.user_args.append(a)
                 continue
             if not isinstance(a, Tensor):
                 raise ScheduleError(f"lower: args must be tensors or te.var, got {a!r}")
@@ -58,6 +60,7 @@ class Lowering:
             buf = ir.Buffer(a.name, a.shape, a.dtype)
             bound[(id(st), a.value_index)] = buf
             params.append(buf)
+            self.user_args.append(buf)
         for st in self.s.stages:
             if st.is_output and any((id(st), i) not in bound for i in range(st.op.num_outputs)):
                 raise ScheduleError(f"lower: the output {st.name} must be one of the args")
@@ -334,7 +337,8 @@ class Lowering:
         body = ir.seq([self.stage_stmt(st) for st in roots])
         for st in reversed(roots):
             body = self.allocated(st, [body])
-        return ir.PrimFunc(self.name, self.params, self.scalar_params, body)
+        return ir.PrimFunc(self.name, self.params, self.scalar_params, body,
+                           args=self.user_args)
 
 
 def _conjunction(conds):

@@ -670,7 +670,7 @@ F32 = np.float32
 
 
 @pytest.mark.parametrize("label, arrays, match", [
-    ("too few arrays", lambda: [np.ones(3, F32)] * 2, r"takes 3 arrays \(A, B, C\), got 2"),
+    ("too few arrays", lambda: [np.ones(3, F32)] * 2, r"takes 3 argument\(s\) \(A, B, C\), got 2"),
     ("a list", lambda: [[1.0], np.ones(1, F32), np.ones(1, F32)],
      r"A must be a numpy array, got list"),
     ("wrong dtype", lambda: [np.ones(3, F32), np.ones(3), np.ones(3, F32)],
@@ -700,3 +700,22 @@ def test_call_errors_static(vector_add, label, arrays, match):
     _, f = vector_add
     with pytest.raises(ArgumentError, match=match):
         f(*arrays())
+
+
+def test_explicit_scalar_arguments_follow_the_order_given_to_lower():
+    n = te.var("n")
+    alpha = te.var("alpha", "float32")
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * alpha, name="B")
+    s = create_schedule(B.op)
+    a = np.random.default_rng(1).random(7, dtype=F32)
+    b = np.empty(7, F32)
+    build(s, [A, alpha, B], target="python")(a, 2.5, b)
+    np.testing.assert_allclose(b, a * np.float32(2.5))
+    f = build(s, [n, A, alpha, B], target="python")
+    f(7, a, -1.5, b)
+    np.testing.assert_allclose(b, a * np.float32(-1.5))
+    with pytest.raises(ArgumentError, match="n is 6"):
+        f(6, a, 2.0, b)
+    with pytest.raises(ArgumentError, match="alpha is a scalar float32"):
+        build(s, [A, alpha, B], target="python")(a, np.ones(2), b)
