@@ -141,8 +141,8 @@ class Module:
                 seen = values.setdefault(expected, got)
                 if seen != got:
                     raise ArgumentError(
-                        f"{self.name}: {expected.name} is {seen} from an earlier array or "
-                        f"argument but dimension {dim} of {buf.name} is {got}"
+                        f"{self.name}: {expected.name} is {seen} (from an earlier argument) but "
+                        f"dimension {dim} of {buf.name} is {got}"
                     )
             elif isinstance(expected, E.Const) and expected.value != got:
                 raise ArgumentError(

@@ -678,7 +678,7 @@ F32 = np.float32
     ("wrong rank", lambda: [np.ones((3, 1), F32), np.ones(3, F32), np.ones(3, F32)],
      r"A must have 1 dimension\(s\), got shape \(3, 1\)"),
     ("inconsistent n", lambda: [np.ones(3, F32), np.ones(4, F32), np.ones(3, F32)],
-     r"n is 3 from an earlier array but dimension 0 of B is 4"),
+     r"n is 3 \(from an earlier argument\) but dimension 0 of B is 4"),
     ("non-contiguous", lambda: [np.ones(6, F32)[::2], np.ones(3, F32), np.ones(3, F32)],
      r"A must be C-contiguous"),
 ])
