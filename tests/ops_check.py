@@ -124,6 +124,11 @@ def params(cases):
     return [pytest.param(c, id=c.id) for c in cases]
 
 
+def by_id(cases, case_id: str) -> OpCase:
+    """The row of a table with this id."""
+    return next(c for c in cases if c.id == case_id)
+
+
 def inline_injective(s):
     """compute_inline every intermediate elemwise / broadcast / injective stage."""
     inlined = []

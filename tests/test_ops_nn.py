@@ -3,7 +3,7 @@ the python target with tiny shapes (each case is at most a few thousand inner it
 
 import numpy as np
 import pytest
-from ops_check import OpCase, check, f32, ints, onnx_ref, ort_ref, params
+from ops_check import OpCase, by_id, check, f32, ints, onnx_ref, ort_ref, params
 
 from te import ops
 
@@ -41,6 +41,8 @@ MATMUL = [
     OpCase("matmul", ops.matmul, np.matmul, [f32(3, 5), f32(5, 7)], rtol=1e-4),
     OpCase("matmul_transpose_a", lambda a, b: ops.matmul(a, b, transpose_a=True),
            lambda a, b: a.T @ b, [f32(5, 3), f32(5, 1)], rtol=1e-4),
+    OpCase("matmul_transpose_b", lambda a, b: ops.matmul(a, b, transpose_b=True),
+           lambda a, b: a @ b.T, [f32(1, 7), f32(3, 7)], rtol=1e-4),
     OpCase("matmul_transpose_both", lambda a, b: ops.matmul(a, b, True, True),
            lambda a, b: a.T @ b.T, [f32(4, 3), f32(7, 4)], rtol=1e-4),
     OpCase("matmul_int", ops.matmul, lambda a, b: (a @ b).astype("int32"),
@@ -124,6 +126,8 @@ def _to_blocked(x, c):
 POOL = [
     _max_pool_case("2x2_s2", (1, 2, 7, 7), (2, 2), stride=2),
     _max_pool_case("3x3_s2_p1_ceil", (1, 1, 8, 8), (3, 3), stride=2, padding=1, ceil_mode=True),
+    # ceil_mode's last window would start in the bottom/right padding: dropped
+    _max_pool_case("ceil_drop_last", (1, 1, 5, 5), (2, 2), stride=2, padding=1, ceil_mode=True),
     _max_pool_case("ceil_odd", (1, 2, 7, 5), (2, 2), stride=2, ceil_mode=True),
     _max_pool_case("ceil_s3_ort", (1, 1, 7, 8), (2, 2), oracle=ort_ref, stride=3,
                    ceil_mode=True),
@@ -136,6 +140,8 @@ POOL = [
     _avg_pool_case("ceil", (1, 1, 8, 7), (3, 3), stride=2, padding=1, ceil_mode=True),
     _avg_pool_case("ceil", (1, 1, 8, 7), (3, 3), stride=2, padding=1, ceil_mode=True,
                    count_include_pad=True),
+    _avg_pool_case("ceil_drop_last", (1, 1, 5, 5), (2, 2), stride=2, padding=1,
+                   ceil_mode=True, count_include_pad=True),
     _avg_pool_case("ceil_s3_ort", (1, 1, 7, 8), (2, 3), oracle=ort_ref, stride=3, padding=1,
                    ceil_mode=True, count_include_pad=True),
     _avg_pool_case("asym_pad", (1, 2, 5, 5), (2, 3), padding=(1, 0, 0, 2), stride=(1, 2)),
@@ -199,17 +205,17 @@ def test_layout_transform(case):
 
 
 def test_conv2d_padding_inlined():
-    assert check(CONV[1], inline=True) == ["conv2d_pad"]
+    assert check(by_id(CONV, "conv2d_pad_stride"), inline=True) == ["conv2d_pad"]
 
 
 def test_conv2d_nchwc_transforms_inlined():
-    inlined = check(CONV[-1], inline=True)
+    inlined = check(by_id(CONV, "conv2d_nchwc_grouped"), inline=True)
     assert inlined == ["layout_transform", "conv2d_pad", "layout_transform_1"]
 
 
 def test_pool_padding_inlined():
-    assert check(POOL[1], inline=True) == ["max_pool2d_pad"]
-    assert check(POOL[10], inline=True) == ["avg_pool2d_pad"]
+    assert check(by_id(POOL, "max_pool2d_3x3_s2_p1_ceil"), inline=True) == ["max_pool2d_pad"]
+    assert check(by_id(POOL, "avg_pool2d_ceil_incl"), inline=True) == ["avg_pool2d_pad"]
 
 
 def test_dense_bias_inlined_into_relu():

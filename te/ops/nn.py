@@ -155,8 +155,11 @@ def conv2d(data, weight, stride=1, padding=0, dilation=1, groups: int = 1,
     ``layout="NCHW"``: data [N, C, H, W], weight [O, C / groups, KH, KW]; ``groups`` covers
     grouped and depthwise convolution. ``layout="NCHW{c}c"`` (e.g. ``"NCHW16c"``): data
     [N, C / c, H, W, c], weight ``"OIHW{i}i{o}o"`` [O / o, C / groups / i, KH, KW, i, o],
-    output ``"NCHW{o}c"``. ``padding`` is one int, (pad_h, pad_w) or (top, left, bottom,
-    right); padding happens in a separate "injective" stage that a schedule can inline.
+    output ``"NCHW{o}c"``; with ``groups > 1`` the blocks must divide the channels of a group
+    (a zero-padded block would shift the groups).
+
+    ``padding`` is one int, (pad_h, pad_w) or (top, left, bottom, right); padding happens in
+    a separate "injective" stage that a schedule can inline.
     """
     op = "conv2d"
     tensor_arg(data, op, "data")

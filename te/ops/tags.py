@@ -11,7 +11,8 @@ tags, from the most to the least fusable:
     broadcasting, batch_norm_inference, the bias add of ``dense``).
 ``"injective"``
     each output element is one input element at a computed index, or a constant (transpose,
-    reshape, pad, slice, concat, gather, layout_transform, resize with method "nearest").
+    reshape, pad, slice, concat, gather, layout_transform), or a fixed few of them (resize):
+    no reduction, so the stage can always be inlined into its consumers.
 ``"reduce"``
     a reduction over some axes, or a stage that combines reductions elementwise
     (reduce_sum, argmax, the sum inside softmax).
