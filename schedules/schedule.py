@@ -270,7 +270,7 @@ class Stage:
         if self not in self.schedule._producers_closure(parent):
             raise ScheduleError(
                 f"{where}: {parent.name} does not read {self.name} (directly or through "
-                "inlined stages), so it is not a consumer"
+                "other stages), so it is not a consumer"
             )
         stage = parent
         while stage is not None:
