@@ -57,7 +57,9 @@ class Lowering:
             st = self.s[a]
             if st.attach_type == "inline":
                 raise ScheduleError(f"lower: {a.name} is an argument but was compute_inline'd")
-            buf = ir.Buffer(a.name, a.shape, a.dtype)
+            # Stage names are unique in a schedule; tensor names need not be.
+            name = st.name if st.op.num_outputs == 1 else f"{st.name}.v{a.value_index}"
+            buf = ir.Buffer(name, a.shape, a.dtype)
             bound[(id(st), a.value_index)] = buf
             params.append(buf)
             self.user_args.append(buf)
