@@ -291,8 +291,10 @@ class _Expander:
     """Top-down copy of the body with the chosen loops unrolled and their variables replaced
     by constants; conditions that become constant are resolved."""
 
-    def __init__(self, unroll: set):
+    def __init__(self, unroll: set, tiles: dict | None = None):
         self.unroll = unroll
+        self.tiles = tiles or {}
+        self.specialized: list = []  # names of the tiles given a guard-free fast path
 
     def expr(self, e, env, bounds):
         if not env:
@@ -334,8 +336,101 @@ class _Expander:
         if isinstance(s, ir.Let):
             return ir.Let(s.var, self.expr(s.value, env, bounds), self.visit(s.body, env, bounds))
         if isinstance(s, ir.Allocate):
-            return ir.Allocate(s.buffer, self.visit(s.body, env, bounds))
+            body = self.visit(s.body, env, bounds)
+            if s.buffer.uid in self.tiles:
+                return self.specialize(s, body, env, bounds)
+            return ir.Allocate(s.buffer, body)
         return s
+
+    def specialize(self, alloc, fast, env, bounds):
+        """Edge tiles of a non-dividing split leave an ``if`` around almost every unrolled
+        statement: slow code, and a compile time that explodes (one basic block each).
+        When those guards only depend on variables fixed outside the tile, emit
+        ``if <the tile is whole>: <unrolled tile, no guards> else: <the same in loops, the
+        tile in an array>``."""
+        inner = _bound_vars(fast)
+        guards = {}
+        for st in ir.walk_stmts(fast):
+            if isinstance(st, ir.IfThenElse) and st.else_case is None:
+                for c in _conjuncts(st.condition):
+                    if all(v.uid not in inner for v in E.free_vars(c)):
+                        guards[c.key] = c
+        if not guards:
+            return ir.Allocate(alloc.buffer, fast)
+        whole = _strongest(list(guards.values()))
+        fast = _drop_guards(fast, set(guards))
+        b = alloc.buffer
+        arr = ir.Buffer(b.name + ".edge", b.shape, b.dtype, b.scope)
+        slow = _Expander(set()).visit(_rename_buffer(alloc.body, b, arr), env, bounds)
+        self.specialized.append(b.name)
+        return ir.IfThenElse(whole, ir.Allocate(b, fast), ir.Allocate(arr, slow))
+
+
+def _bound_vars(s) -> set:
+    return {st.var.uid for st in ir.walk_stmts(s) if isinstance(st, (ir.For, ir.Let))}
+
+
+def _lt_form(c):
+    """``c`` as ``aff < 0`` (an Affine of integers), or None."""
+    if not isinstance(c, (E.LT, E.LE, E.GT, E.GE)) or not dtypes.is_int(c.a.dtype):
+        return None
+    a, b = (c.a, c.b) if isinstance(c, (E.LT, E.LE)) else (c.b, c.a)
+    aff = arith.Affine.of(a).plus(arith.Affine.of(b), -1)
+    if isinstance(c, (E.LE, E.GE)):
+        aff = aff.plus(arith.Affine(aff.dtype, -1))  # a <= b  <=>  a - b - 1 < 0
+    return aff
+
+
+def _strongest(conds: list):
+    """A conjunction implying every condition of ``conds``: of the conditions that differ only
+    in their constant (``j*16 + 6 < 70``, ``j*16 + 15 < 70``), the strongest."""
+    best: dict = {}
+    other = []
+    for c in conds:
+        aff = _lt_form(c)
+        if aff is None:
+            other.append(c)
+            continue
+        key = tuple(sorted((k, coeff) for k, (_, coeff) in aff.terms.items()))
+        if key not in best or aff.const > best[key].const:
+            best[key] = aff
+    out = []
+    for aff in best.values():
+        pos = arith.Affine(aff.dtype, max(aff.const, 0),
+                           {k: v for k, v in aff.terms.items() if v[1] > 0})
+        neg = arith.Affine(aff.dtype, max(-aff.const, 0),
+                           {k: [t, -c] for k, (t, c) in aff.terms.items() if c < 0})
+        out.append(E.LT(pos.to_expr(), neg.to_expr()))
+    return _conjunction(out + other)
+
+
+def _drop_guards(s, keys: set):
+    def fstmt(node):
+        if isinstance(node, ir.IfThenElse) and node.else_case is None:
+            rest = [c for c in _conjuncts(node.condition) if c.key not in keys]
+            if not rest:
+                return node.then_case
+            if len(rest) < len(_conjuncts(node.condition)):
+                return ir.IfThenElse(_conjunction(rest), node.then_case)
+        return None
+
+    return ir.rewrite(s, fstmt=fstmt)
+
+
+def _rename_buffer(s, old, new):
+    def fexpr(e):
+        def fn(node):
+            if isinstance(node, ir.BufferLoad) and node.buffer is old:
+                return ir.BufferLoad(new, node.indices)
+            return None
+        return E.post_order_rewrite(e, fn)
+
+    def fstmt(node):
+        if isinstance(node, ir.Store) and node.buffer is old:
+            return ir.Store(new, node.indices, node.value)
+        return None
+
+    return ir.rewrite(s, fstmt=fstmt, fexpr=fexpr)
 
 
 def _conjuncts(c):
@@ -470,7 +565,10 @@ def plan(func: ir.PrimFunc, opts: CpuOptions | None = None) -> CpuPlan:
                              "(thread_binding with shared memory is a cuda schedule)")
     notes: list = []
     unroll, tiles = _analyse(func.body, opts, notes)
-    body = _Expander(unroll).visit(func.body, {}, {v: (0, None) for v in func.scalar_params})
+    expander = _Expander(unroll, tiles)
+    body = expander.visit(func.body, {}, {v: (0, None) for v in func.scalar_params})
+    for name in expander.specialized:
+        notes.append(f"register tile {name}: guard-free path for whole tiles, loops at the edge")
     bounds = {v: (0, None) for v in func.scalar_params}
     body = _tighten(body, bounds)
     has_parallel = opts.parallel and any(
@@ -623,7 +721,7 @@ class CpuSource(PythonSource):
         self.emit(level, f"for {self.var(s.var)} in {rng}({self.expr(s.extent)}):{note}")
         self.prange_depth += prange
         if prange and self.outline_ok(s.body):
-            self.outline(s.body, level + 1)
+            self.outline(s.body, level + 1, s.var)
         else:
             self.block(s.body, level + 1)
         self.prange_depth -= prange
@@ -639,12 +737,16 @@ class CpuSource(PythonSource):
         free_bufs, _ = _free_names(body)
         return not any(b.uid in self.plan.tiles for b in free_bufs)
 
-    def outline(self, body, level):
+    def outline(self, body, level, loop_var):
         free_bufs, free_vars = _free_names(body)
         params = [self.buf(b) for b in free_bufs] + [self.var(v) for v in free_vars]
         name = self.names.get(("helper", len(self.helpers)),
                               f"{self.fn_name}_body{len(self.helpers)}")
-        self.emit(level, f"{name}({', '.join(params)})")
+        # numba types a prange index as int64 in the function but as uint64 inside the
+        # gufunc it makes of the loop body: without the cast the helper compiles twice.
+        args = [f"np.int64({p})" if v is not None and v.uid == loop_var.uid else p
+                for p, v in zip(params, [None] * len(free_bufs) + free_vars)]
+        self.emit(level, f"{name}({', '.join(args)})")
         outer_lines, self.lines = self.lines, []
         depth, self.prange_depth = self.prange_depth, 0
         parallel, self.plan.parallel = self.plan.parallel, False
