@@ -56,9 +56,10 @@ class _Kind:
 class _Target:
     """``tvm.target.Target("llvm -mcpu=...")``: only the kind matters here."""
 
-    def __init__(self, text):
-        self.text = str(text)
+    def __init__(self, target="llvm", host=None):
+        self.text = str(target)
         self.kind = _Kind(self.text.split()[0])
+        self.host = host
 
     def __str__(self):
         return self.text
