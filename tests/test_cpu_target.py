@@ -611,3 +611,25 @@ def test_no_warnings_for_plain_kernels(annotated):
     with warnings.catch_warnings():
         warnings.simplefilter("error", CodegenWarning)
         build(annotated[0].func, target="cpu")
+
+
+def test_vectorized_loop_with_constant_extent_stays_a_vector_loop():
+    # TVM tutorial's "loop permutation": the contiguous inner loop must become vector FMAs
+    # (LLVM would otherwise unroll it completely and vectorize an outer loop with gathers).
+    n = 64
+    A = te.placeholder((n, n), name="A")
+    B = te.placeholder((n, n), name="B")
+    k = te.reduce_axis((0, n), name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = create_schedule(C.op)
+    xo, yo, xi, yi = s[C].tile(C.op.axis[0], C.op.axis[1], 32, 32)
+    ko, ki = s[C].split(s[C].op.reduce_axis[0], factor=4)
+    s[C].reorder(xo, yo, ko, xi, ki, yi)
+    s[C].vectorize(yi)
+    a, b = rand(n, n), rand(n, n)
+    mod, got, ref = both(s, [A, B, C], [a, b], [(n, n)])
+    close(got[0], a @ b, rtol=1e-4, atol=1e-5)
+    close(got[0], ref[0], rtol=1e-5, atol=1e-5)
+    assert "range(32 + opaque0)" in mod.source
+    stats = mod.vector_stats()
+    assert stats["zmm_fma"] > 0 and stats["gathers"] == 0, stats
