@@ -119,7 +119,6 @@ class CpuPlan:
 
     body: ir.Stmt
     tiles: dict = field(default_factory=dict)  # buffer uid -> Buffer kept in scalars
-    array_locals: list = field(default_factory=list)  # local buffers that stay arrays
     parallel: bool = False  # a prange is emitted
     fastmath: object = True  # True, False or a set of flags
     notes: list = field(default_factory=list)
@@ -579,7 +578,7 @@ def plan(func: ir.PrimFunc, opts: CpuOptions | None = None) -> CpuPlan:
         fm = set(NOREASSOC_FASTMATH) if tiles else True
     else:
         fm = {"full": True, "off": False, "noreassoc": set(NOREASSOC_FASTMATH)}[opts.fastmath]
-    return CpuPlan(body, tiles, [], has_parallel, fm, notes)
+    return CpuPlan(body, tiles, has_parallel, fm, notes)
 
 
 # ------------------------------------------------------------------------------------------
@@ -594,6 +593,11 @@ class CpuSource(PythonSource):
 
     def __init__(self, func: ir.PrimFunc, p: CpuPlan):
         super().__init__(func)
+        # Module-level names the generated code uses besides the base class's reserved ones.
+        reserved = {f"fast_{n}" for n in _FAST}
+        self.names.taken |= reserved
+        if self.fn_name in reserved:
+            self.fn_name = self.names.get("fn_cpu", func.name)
         self.plan = p
         self.prange_depth = 0
         self.fast_used = sorted({

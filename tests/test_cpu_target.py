@@ -633,3 +633,34 @@ def test_vectorized_loop_with_constant_extent_stays_a_vector_loop():
     assert "range(32 + opaque0)" in mod.source
     stats = mod.vector_stats()
     assert stats["zmm_fma"] > 0 and stats["gathers"] == 0, stats
+
+
+def test_explicit_scalar_arguments():
+    n = te.var("n")
+    alpha = te.var("alpha", "float32")
+    A = te.placeholder((n,), name="A")
+    C = te.compute((n,), lambda i: A[i] * alpha + 1.0, name="C")
+    s = create_schedule(C.op)
+    s[C].vectorize(C.op.axis[0])
+    cpu = build(s, [A, alpha, C], target="cpu")
+    py = build(s, [A, alpha, C], target="python")
+    a = rand(13)
+    c1, c2 = rand(13), rand(13)
+    cpu(a, 2.5, c1)
+    py(a, 2.5, c2)
+    close(c1, a * np.float32(2.5) + 1)
+    close(c1, c2, rtol=1e-6, atol=1e-6)  # fastmath contracts a * alpha + 1 into one FMA
+    cpu(rand(7), -1.0, rand(7))
+    assert len(cpu.kernel.signatures) == 1  # the call matched the signature compiled at build
+
+
+def test_user_names_cannot_shadow_generated_ones():
+    A = te.placeholder((6,), name="fast_exp")
+    B = te.placeholder((6,), name="np")
+    C = te.compute((6,), lambda i: te.exp(A[i]) + B[i], name="prange")
+    s = create_schedule(C.op)
+    s[C].parallel(C.op.axis[0])
+    a, b = rand(6), rand(6)
+    mod, got, ref = both(s, [A, B, C], [a, b], [(6,)])
+    close(got[0], np.exp(a) + b, rtol=2e-6)
+    close(got[0], ref[0], rtol=2e-6)
