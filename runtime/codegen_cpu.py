@@ -133,11 +133,6 @@ def _const(e):
     return e.value if isinstance(e, E.Const) and dtypes.is_int(e.dtype) else None
 
 
-def _stmt_exprs(s):
-    """Expressions held by a statement, BufferLoads of Stores included."""
-    return s.exprs()
-
-
 def _loads(e):
     for node in E.walk(e):
         if isinstance(node, ir.BufferLoad):
