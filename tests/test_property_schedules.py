@@ -8,7 +8,7 @@ ScheduleError here is a bug.
 import numpy as np
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
-from conftest import random_array, run_python
+from conftest import random_array, run
 
 import te
 from schedules import create_schedule
@@ -47,9 +47,23 @@ def attach_point(draw, stage):
     return leaves[draw(st.integers(0, len(leaves) - 1))]
 
 
+MATMUL = dict(data=st.data(), M=st.integers(1, 9), N=st.integers(1, 9), K=st.integers(1, 9))
+
+
 @SETTINGS
-@given(data=st.data(), M=st.integers(1, 9), N=st.integers(1, 9), K=st.integers(1, 9))
+@given(**MATMUL)
 def test_random_matmul_schedule(data, M, N, K):
+    check_random_matmul(data, M, N, K, "python")
+
+
+# Every example compiles a numba kernel (~0.3-1 s), so the cpu target draws fewer.
+@settings(max_examples=12, deadline=None)
+@given(**MATMUL)
+def test_random_matmul_schedule_cpu(data, M, N, K):
+    check_random_matmul(data, M, N, K, "cpu")
+
+
+def check_random_matmul(data, M, N, K, target):
     A = te.placeholder((M, K), name="A")
     B = te.placeholder((K, N), name="B")
     k = te.reduce_axis((0, K), name="k")
@@ -65,7 +79,7 @@ def test_random_matmul_schedule(data, M, N, K):
     note(str(s))
     rng = np.random.default_rng(M * 100 + N * 10 + K)
     a, b = random_array(rng, (M, K)), random_array(rng, (K, N))
-    (c,) = run_python(s, [A, B, C], [a, b])
+    (c,) = run(s, [A, B, C], [a, b], target=target)
     np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)
 
 
@@ -95,11 +109,24 @@ CONSUMERS = {
 }
 
 
+PIPELINE = dict(data=st.data(), H=st.integers(1, 8), W=st.integers(1, 8),
+                consumer=st.sampled_from(sorted(CONSUMERS)),
+                placement=st.sampled_from(["inline", "root", "at"]))
+
+
 @SETTINGS
-@given(data=st.data(), H=st.integers(1, 8), W=st.integers(1, 8),
-       consumer=st.sampled_from(sorted(CONSUMERS)),
-       placement=st.sampled_from(["inline", "root", "at"]))
+@given(**PIPELINE)
 def test_random_producer_consumer_schedule(data, H, W, consumer, placement):
+    check_random_pipeline(data, H, W, consumer, placement, "python")
+
+
+@settings(max_examples=12, deadline=None)
+@given(**PIPELINE)
+def test_random_producer_consumer_schedule_cpu(data, H, W, consumer, placement):
+    check_random_pipeline(data, H, W, consumer, placement, "cpu")
+
+
+def check_random_pipeline(data, H, W, consumer, placement, target):
     body, reference = CONSUMERS[consumer]
     P = max(H, W) + 2
     A = te.placeholder((P, P), name="A")
@@ -116,5 +143,5 @@ def test_random_producer_consumer_schedule(data, H, W, consumer, placement):
         random_loops(data.draw, s[B])
     note(str(s))
     a = random_array(np.random.default_rng(H * 10 + W), (P, P))
-    (c,) = run_python(s, [A, C], [a])
+    (c,) = run(s, [A, C], [a], target=target)
     np.testing.assert_allclose(c, reference(2 * a + 1, H, W), rtol=1e-5, atol=1e-5)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import random_array, run_python
+from conftest import random_array, run, run_python
 
 import te
 from runtime import ArgumentError, build
@@ -390,10 +390,11 @@ def storage_align_and_set_scope(rng):
     return Case(s, [A, D], [a], [(2 * a + 1) * (2 * a)])
 
 
+@pytest.mark.parametrize("target", ["python", "cpu"])
 @pytest.mark.parametrize("name", CASES)
-def test_schedule_keeps_the_result(rng, name):
+def test_schedule_keeps_the_result(rng, name, target):
     c = CASES[name](rng)
-    got = run_python(c.s, c.args, c.inputs)
+    got = run(c.s, c.args, c.inputs, target=target)
     for g, want in zip(got, c.expected):
         np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-5)
 
