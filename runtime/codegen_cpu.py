@@ -624,24 +624,13 @@ class CpuSource(PythonSource):
     def loop_range(self, loop: ir.For, extent: str) -> str:
         return f"range({extent})"
 
-    def call(self, name: str, args: list, dtype: str) -> str:
-        x = args[0] if args else ""
-        if name in _FAST:
-            return f"fast_{name}({x})"
+    def intrinsics(self, x: str, dtype: str) -> dict:
+        # exp, log, tanh, sigmoid, erf: runtime.fastmath's vectorizable versions, not libm.
+        table = super().intrinsics(x, dtype)
+        table.update({name: f"fast_{name}({x})" for name in _FAST})
         one = "np.float32(1.0)" if dtype == "float32" else "1.0"
-        table = {
-            "sqrt": f"np.sqrt({x})", "rsqrt": f"({one} / np.sqrt({x}))",
-            "floor": f"np.floor({x})", "ceil": f"np.ceil({x})", "round": f"np.rint({x})",
-            "abs": f"abs({x})",
-        }
-        if name == "power":
-            return f"np.power({args[0]}, {args[1]})"
-        if name not in table:
-            raise NotImplementedError(f"intrinsic {name} has no {self.target} lowering")
-        return table[name]
-
-    def cast(self, dtype: str, value: str) -> str:
-        return "bool(" + value + ")" if dtype == "bool" else f"np.{dtype}({value})"
+        table["rsqrt"] = f"({one} / np.sqrt({x}))"
+        return table
 
     def const(self, c: E.Const) -> str:
         v = c.value

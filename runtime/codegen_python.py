@@ -78,17 +78,20 @@ class PythonSource:
     def loop_range(self, loop: ir.For, extent: str) -> str:
         return f"range({extent})"
 
-    def call(self, name: str, args: list, dtype: str) -> str:
-        x = args[0] if args else ""
-        table = {
+    def intrinsics(self, x: str, dtype: str) -> dict:
+        """The source of each one-operand intrinsic applied to the source ``x``."""
+        return {
             "exp": f"np.exp({x})", "log": f"np.log({x})", "sqrt": f"np.sqrt({x})",
             "rsqrt": f"(1.0 / np.sqrt({x}))", "tanh": f"np.tanh({x})",
             "sigmoid": f"(1.0 / (1.0 + np.exp(-({x}))))", "erf": f"np.{dtype}(math.erf({x}))",
             "floor": f"np.floor({x})", "ceil": f"np.ceil({x})", "round": f"np.rint({x})",
             "abs": f"abs({x})",
         }
+
+    def call(self, name: str, args: list, dtype: str) -> str:
         if name == "power":
             return f"np.power({args[0]}, {args[1]})"
+        table = self.intrinsics(args[0] if args else "", dtype)
         if name not in table:
             raise NotImplementedError(f"intrinsic {name} has no {self.target} lowering")
         return table[name]
