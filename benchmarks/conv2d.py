@@ -25,12 +25,7 @@ initializers when the session is created).  Ratios are onnxruntime time / tetune
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +36,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 import te  # noqa: E402
+from benchmarks import harness  # noqa: E402
 from runtime import build  # noqa: E402
 from schedules import create_schedule  # noqa: E402
 
@@ -180,56 +176,18 @@ def ort_session(w, threads=2):
                                 providers=["CPUExecutionProvider"])
 
 
-def per_call(fn, min_seconds=0.05):
-    t0 = time.perf_counter()
-    fn()
-    dt = time.perf_counter() - t0
-    number = max(1, int(min_seconds / max(dt, 1e-7)))
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number
-
-
-def warm_build_seconds(name, cache_dir):
-    code = (
-        "import sys, time, json; sys.path.insert(0, %r)\n"
-        "import numba, runtime\n"
-        "from benchmarks.conv2d import SCHEDULES\n"
-        "from runtime import build\n"
-        "t1 = time.perf_counter()\n"
-        "s, args = SCHEDULES[%r]()\n"
-        "m = build(s, args, target='cpu')\n"
-        "print(json.dumps([time.perf_counter() - t1, m.build_info['cache_hit']]))\n"
-    ) % (str(REPO), name)
-    env = dict(os.environ, TETUNE_CACHE_DIR=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)
-    if out.returncode != 0:
-        return None
-    import json
-
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default=",".join(DEFAULT_SET),
-                    help="comma-separated schedules; all: " + ", ".join(SCHEDULES))
-    ap.add_argument("--repeat", type=int, default=9)
+    ap = harness.parser(__doc__, SCHEDULES, DEFAULT_SET, repeat=9)
     ap.add_argument("--threads", type=int, default=2, help="threads for every contender")
-    ap.add_argument("--no-warm", action="store_true")
-    ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args(argv)
 
     import numba
     import onnxruntime
 
-    from runtime.timer import busy_cores, set_num_threads
+    from runtime.timer import set_num_threads
 
     set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    cache_dir = Path(args.cache_dir or tempfile.mkdtemp(prefix="tetune_bench_"))
-    os.environ["TETUNE_CACHE_DIR"] = str(cache_dir)
+    cache_dir = harness.use_cache_dir(args.cache_dir)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = (rng.standard_normal((OC, C, KH, KW)) / 24).astype(np.float32)
@@ -249,18 +207,17 @@ def main(argv=None):
     xc, wc = pack_input(x), pack_weights(w)
     inputs = {"nchw": (x[0], w), "nchwc": (xc, wc), "nchwc_full": (x[0], wc),
               "nchw_8x28": (x[0], w), "nchw_2x56": (x[0], w)}
-    busy = busy_cores(0.5)
+    busy = harness.busy_now()
     print(f"conv2d 1x{C}x{H}x{W}, {OC} filters {KH}x{KW}, pad 1 ({FLOP / 1e6:.0f} MFLOP) float32; "
           f"{args.threads} threads; onnxruntime {onnxruntime.__version__}, numba "
           f"{numba.__version__}; peers: {', '.join(peers)}; busy cores before: {busy:.0%}")
-    if busy > 0.15:
-        print("WARNING: other processes keep the CPUs busy; the figures will be noisy")
+    harness.warn_if_busy(busy)
     header = (f"{'schedule':12s} {'ms':>7s} {'GFLOP/s':>8s} {'ORT ms':>7s} {'vs ORT':>7s}"
               + ("".join(f" {'vs ' + p:>9s}" for p in peers if p != "onnxruntime"))
               + f" {'cold build s':>12s} {'warm build s':>12s}  notes")
     print(header)
     print("-" * len(header))
-    for name in [n for n in args.only.split(",") if n]:
+    for name in harness.selected(args.only):
         s, targs = SCHEDULES[name]()
         t0 = time.perf_counter()
         mod = build(s, targs, target="cpu")
@@ -274,26 +231,18 @@ def main(argv=None):
         if not err < 1e-4:
             print(f"{name}: WRONG RESULT (relative error {err:.2e})")
             continue
-        times = {p: [] for p in peers}
-        mine = []
-        call = lambda: mod.kernel(*ins, out)  # noqa: E731
-        for _ in range(args.repeat):
-            for p, fn in peers.items():
-                times[p].append(per_call(fn))
-                time.sleep(0.3)  # peer thread pools spin after a call
-            mine.append(per_call(call))
-        t_k = statistics.median(mine)
-        med = {p: statistics.median(v) for p, v in times.items()}
-        warm = None if args.no_warm else warm_build_seconds(name, cache_dir)
+        med, t_k = harness.interleaved(peers, lambda: mod.kernel(*ins, out), args.repeat,
+                                       pause=0.3)  # peer thread pools spin after a call
+        warm = (None if args.no_warm
+                else harness.warm_build_seconds("benchmarks.conv2d", name, (), cache_dir))
         stats = mod.vector_stats()
         notes = (f"zmm FMA {stats['zmm_fma']}, tile {'+'.join(mod.build_info['register_tiles'])}"
-                 + ("" if warm is None or warm[1] else ", warm build MISSED the cache"))
+                 + ("" if warm is None or warm[2] else ", warm build MISSED the cache"))
         ratios = "".join(f" {med[p] / t_k:8.2f}x" for p in peers if p != "onnxruntime")
         print(f"{name:12s} {t_k * 1e3:7.3f} {FLOP / t_k / 1e9:8.1f} {med['onnxruntime'] * 1e3:7.3f} "
               f"{med['onnxruntime'] / t_k:6.2f}x{ratios} {cold:12.2f} "
-              f"{'-' if warm is None else f'{warm[0]:.2f}':>12s}  {notes}", flush=True)
-    busy = busy_cores(0.5)
-    print(f"busy cores after: {busy:.0%}" + ("  WARNING: noisy" if busy > 0.15 else ""))
+              f"{'-' if warm is None else f'{warm[1]:.2f}':>12s}  {notes}", flush=True)
+    harness.report_busy_after()
     print(f"(warm build = build() in a fresh process with the kernel cache filled; kernel cache: "
           f"{cache_dir})")
 

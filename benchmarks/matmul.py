@@ -17,12 +17,7 @@ PYTHONPATH.  Numbers are recorded in benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +28,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 import te  # noqa: E402
+from benchmarks import harness  # noqa: E402
 from runtime import build  # noqa: E402  (sets NUMBA_SLP_VECTORIZE before numba loads)
 from schedules import create_schedule  # noqa: E402
 
@@ -202,75 +198,19 @@ DEFAULT_SET = ["default", "blocking", "vectorization", "loop_permutation", "arra
                "write_cache", "parallel", "best"]
 
 
-# -- measurement ----------------------------------------------------------------------------
-
-
-def per_call(fn, min_seconds=0.05):
-    """Seconds per call of fn, looping enough calls to make one sample >= min_seconds."""
-    t0 = time.perf_counter()
-    fn()
-    dt = time.perf_counter() - t0
-    number = max(1, int(min_seconds / max(dt, 1e-7)))
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number
-
-
-def interleaved(numpy_fn, kernel_fn, repeat):
-    """Median seconds per call of numpy and of the kernel, measured in turns."""
-    t_np, t_k = [], []
-    for _ in range(repeat):
-        t_np.append(per_call(numpy_fn))
-        time.sleep(0.5)  # OpenBLAS threads spin after a call
-        t_k.append(per_call(kernel_fn))
-    return statistics.median(t_np), statistics.median(t_k)
-
-
-def warm_build_seconds(name, n, cache_dir):
-    """Build time of ``name`` in a fresh process whose kernel cache is already filled."""
-    code = (
-        "import sys, time, json; sys.path.insert(0, %r)\n"
-        "t0 = time.perf_counter()\n"
-        "import numba, runtime\n"
-        "from benchmarks.matmul import SCHEDULES\n"
-        "from runtime import build\n"
-        "t1 = time.perf_counter()\n"
-        "s, args = SCHEDULES[%r](%d)\n"
-        "m = build(s, args, target='cpu')\n"
-        "t2 = time.perf_counter()\n"
-        "print(json.dumps([t1 - t0, t2 - t1, m.build_info['cache_hit']]))\n"
-    ) % (str(REPO), name, n)
-    env = dict(os.environ, TETUNE_CACHE_DIR=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)
-    if out.returncode != 0:
-        return None
-    import json
-
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = harness.parser(__doc__, SCHEDULES, DEFAULT_SET, repeat=7)
     ap.add_argument("--n", type=int, default=1024)
-    ap.add_argument("--only", default=",".join(DEFAULT_SET),
-                    help="comma-separated schedule names; all: " + ", ".join(SCHEDULES))
-    ap.add_argument("--repeat", type=int, default=7, help="interleaved rounds (median)")
     ap.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
-    ap.add_argument("--no-warm", action="store_true", help="skip the warm-build subprocesses")
-    ap.add_argument("--cache-dir", default=None,
-                    help="kernel cache for the cold builds (default: a new temporary dir)")
     args = ap.parse_args(argv)
 
     import numba
 
-    from runtime.timer import busy_cores, set_num_threads
+    from runtime.timer import set_num_threads
 
     if args.threads:
         set_num_threads(args.threads)
-    cache_dir = Path(args.cache_dir or tempfile.mkdtemp(prefix="tetune_bench_"))
-    os.environ["TETUNE_CACHE_DIR"] = str(cache_dir)
+    cache_dir = harness.use_cache_dir(args.cache_dir)
     n = args.n
     flop = 2.0 * n ** 3
     rng = np.random.default_rng(0)
@@ -279,18 +219,17 @@ def main(argv=None):
     ref = a.astype(np.float64) @ b.astype(np.float64)
     c_np = np.empty((n, n), np.float32)
 
-    busy = busy_cores(0.5)
+    busy = harness.busy_now()
     print(f"matmul {n}x{n}x{n} float32; numba {numba.__version__}, "
           f"{numba.get_num_threads()} threads; numpy {np.__version__}; busy cores before: "
           f"{busy:.0%}")
-    if busy > 0.15:
-        print("WARNING: other processes keep the CPUs busy; the figures will be noisy")
+    harness.warn_if_busy(busy)
     header = (f"{'schedule':18s} {'GFLOP/s':>8s} {'numpy GF/s':>10s} {'vs numpy':>8s} "
               f"{'cold build s':>12s} {'warm build s':>12s}  notes")
     print(header)
     print("-" * len(header))
     rows = []
-    for name in [x for x in args.only.split(",") if x]:
+    for name in harness.selected(args.only):
         s, targs = SCHEDULES[name](n)
         t0 = time.perf_counter()
         mod = build(s, targs, target="cpu")
@@ -301,11 +240,13 @@ def main(argv=None):
         if not err < 1e-4:
             print(f"{name}: WRONG RESULT (relative error {err:.2e})")
             continue
-        single = per_call(lambda: mod(a, b, c), min_seconds=0)
+        single = harness.per_call(lambda: mod(a, b, c), min_seconds=0)
         repeat = args.repeat if single < 1.0 else max(3, min(args.repeat, 3))
-        t_np, t_k = interleaved(lambda: np.matmul(a, b, out=c_np), lambda: mod.kernel(a, b, c),
-                                repeat)
-        warm = None if args.no_warm else warm_build_seconds(name, n, cache_dir)
+        med, t_k = harness.interleaved({"numpy": lambda: np.matmul(a, b, out=c_np)},
+                                       lambda: mod.kernel(a, b, c), repeat, pause=0.5)
+        t_np = med["numpy"]
+        warm = (None if args.no_warm
+                else harness.warm_build_seconds("benchmarks.matmul", name, (n,), cache_dir))
         warm_text = "-" if warm is None else f"{warm[1]:.2f}"
         stats = mod.vector_stats()
         notes = (f"zmm FMA {stats['zmm_fma']}, {repeat} runs" +
@@ -317,8 +258,7 @@ def main(argv=None):
         rows.append(row)
         print(f"{row[0]:18s} {row[1]:8.1f} {row[2]:10.1f} {row[3]:7.2f}x {row[4]:12.2f} "
               f"{row[5]:>12s}  {row[6]}", flush=True)
-    busy = busy_cores(0.5)
-    print(f"busy cores after: {busy:.0%}" + ("  WARNING: noisy" if busy > 0.15 else ""))
+    harness.report_busy_after()
     print(f"(warm build = build() in a fresh process with the kernel cache filled, after "
           f"`import numba, runtime`; kernel cache: {cache_dir})")
     return rows
