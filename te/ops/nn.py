@@ -183,6 +183,19 @@ def _conv_attrs(strides, pads, dilations, groups, layout):
             "layout": layout}
 
 
+def _conv_geometry(op, c, cg, o, groups, hw, khw, strides, pads, dilations):
+    """Check that the ``c`` input channels are ``groups`` groups of the weight's ``cg`` and that
+    ``groups`` divides the ``o`` output channels; return (output channels per group, output
+    height, output width)."""
+    if c != cg * groups:
+        fail(op, f"data has {c} channels but weight expects {cg * groups} (groups={groups})")
+    if o % groups:
+        fail(op, f"weight has {o} output channels, which groups={groups} does not divide")
+    oh = window_out(hw[0], khw[0], pads[0], pads[2], strides[0], dilations[0], op, "height")
+    ow = window_out(hw[1], khw[1], pads[1], pads[3], strides[1], dilations[1], op, "width")
+    return o // groups, oh, ow
+
+
 def _padded(data, pads, h_axis: int):
     top, left, bottom, right = pads
     if not any(pads):
@@ -198,13 +211,8 @@ def _conv2d_nchw(data, weight, strides, pads, dilations, groups, dtype):
     ndim_arg(weight, op, "weight", 4)
     n, c, h, w = const_shape(data, op, "data")
     o, cg, kh, kw = const_shape(weight, op, "weight")
-    if c != cg * groups:
-        fail(op, f"data has {c} channels but weight expects {cg * groups} (groups={groups})")
-    if o % groups:
-        fail(op, f"weight has {o} output channels, which groups={groups} does not divide")
-    og = o // groups
-    oh = window_out(h, kh, pads[0], pads[2], strides[0], dilations[0], op, "height")
-    ow = window_out(w, kw, pads[1], pads[3], strides[1], dilations[1], op, "width")
+    og, oh, ow = _conv_geometry(op, c, cg, o, groups, (h, w), (kh, kw), strides, pads,
+                                dilations)
     padded = _padded(data, pads, 2)
     rc = reduce_axis((0, cg), name="rc") if cg > 1 else None
     ry, rx = reduce_axis((0, kh), name="ry"), reduce_axis((0, kw), name="rx")
@@ -231,15 +239,9 @@ def _conv2d_nchwc(data, weight, strides, pads, dilations, groups, dtype, block):
     ob, ib, kh, kw, i_blk, o_blk = const_shape(weight, op, "weight")
     if c_in != block:
         fail(op, f"data's last axis has {c_in} channels but layout 'NCHW{block}c' says {block}")
-    c, cg = cb * block, ib * i_blk
-    if c != cg * groups:
-        fail(op, f"data has {c} channels but weight expects {cg * groups} (groups={groups})")
-    o = ob * o_blk
-    if o % groups:
-        fail(op, f"weight has {o} output channels, which groups={groups} does not divide")
-    og = o // groups
-    oh = window_out(h, kh, pads[0], pads[2], strides[0], dilations[0], op, "height")
-    ow = window_out(w, kw, pads[1], pads[3], strides[1], dilations[1], op, "width")
+    c, cg, o = cb * block, ib * i_blk, ob * o_blk
+    og, oh, ow = _conv_geometry(op, c, cg, o, groups, (h, w), (kh, kw), strides, pads,
+                                dilations)
     padded = _padded(data, pads, 2)
     ry, rx = reduce_axis((0, kh), name="ry"), reduce_axis((0, kw), name="rx")
     (sh, sw), (dh, dw) = strides, dilations
