@@ -71,6 +71,24 @@ def _attrs(kernel, strides, dilations, pads, ceil_mode, layout, **extra):
     return out
 
 
+def _out_shape(shape, out_hw):
+    return shape[:2] + tuple(out_hw) + shape[4:]
+
+
+def _window_reduce(padded, out_shape, kernel, strides, dilations, reducer, op, tag,
+                   **stage_kwargs):
+    """The stage of shape ``out_shape`` that reduces (``reducer``) each (dilated) window of
+    ``padded``; ``stage_kwargs`` (name, attrs) go to ``stage``."""
+    ry, rx = reduce_axis((0, kernel[0]), name="ry"), reduce_axis((0, kernel[1]), name="rx")
+    (sh, sw), (dh, dw) = strides, dilations
+
+    def body(*i):
+        (n, c, y, x), lane = i[:4], i[4:]
+        return reducer(padded[(n, c, y * sh + ry * dh, x * sw + rx * dw) + lane], axis=[ry, rx])
+
+    return stage(out_shape, body, op, tag, **stage_kwargs)
+
+
 def max_pool2d(data, kernel, stride=1, padding=0, dilation=1, ceil_mode: bool = False,
                layout: str = "NCHW"):
     """The maximum over each (dilated) window; padding never wins."""
@@ -79,17 +97,9 @@ def max_pool2d(data, kernel, stride=1, padding=0, dilation=1, ceil_mode: bool = 
         data, kernel, stride, padding, dilation, ceil_mode, layout, op)
     padded = _padded(data, shape, kernel, strides, dilations, pads, out_hw,
                      dtypes.min_value(data.dtype), op)
-    ry, rx = reduce_axis((0, kernel[0]), name="ry"), reduce_axis((0, kernel[1]), name="rx")
-    (sh, sw), (dh, dw) = strides, dilations
-
-    def body(*i):
-        (n, c, y, x), lane = i[:4], i[4:]
-        return max_reducer(padded[(n, c, y * sh + ry * dh, x * sw + rx * dw) + lane],
-                           axis=[ry, rx])
-
-    out_shape = shape[:2] + tuple(out_hw) + shape[4:]
-    return stage(out_shape, body, op, tags.anchor(op),
-                 attrs=_attrs(kernel, strides, dilations, pads, ceil_mode, layout))
+    return _window_reduce(padded, _out_shape(shape, out_hw), kernel, strides, dilations,
+                          max_reducer, op, tags.anchor(op),
+                          attrs=_attrs(kernel, strides, dilations, pads, ceil_mode, layout))
 
 
 def _count(start, k: int, d: int, lo, hi):
@@ -108,16 +118,10 @@ def avg_pool2d(data, kernel, stride=1, padding=0, dilation=1, ceil_mode: bool = 
     shape, kernel, strides, dilations, pads, out_hw = _window(
         data, kernel, stride, padding, dilation, ceil_mode, layout, op)
     padded = _padded(data, shape, kernel, strides, dilations, pads, out_hw, 0, op)
-    ry, rx = reduce_axis((0, kernel[0]), name="ry"), reduce_axis((0, kernel[1]), name="rx")
+    out_shape = _out_shape(shape, out_hw)
+    total = _window_reduce(padded, out_shape, kernel, strides, dilations, sum_reducer, op,
+                           tags.REDUCE, name="avg_pool2d_sum")
     (sh, sw), (dh, dw) = strides, dilations
-
-    def window_sum(*i):
-        (n, c, y, x), lane = i[:4], i[4:]
-        return sum_reducer(padded[(n, c, y * sh + ry * dh, x * sw + rx * dw) + lane],
-                           axis=[ry, rx])
-
-    out_shape = shape[:2] + tuple(out_hw) + shape[4:]
-    total = stage(out_shape, window_sum, op, tags.REDUCE, name="avg_pool2d_sum")
     if count_include_pad:
         bounds = [(-pads[0], shape[2] + pads[2]), (-pads[1], shape[3] + pads[3])]
     else:
