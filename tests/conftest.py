@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import te
 from runtime import build
 from te import arith
 from te import expr as E
@@ -51,6 +52,31 @@ def run(s, args, inputs, target="python", **sizes):
 def run_python(s, args, inputs, **sizes):
     """``run`` on the pure-Python target."""
     return run(s, args, inputs, target="python", **sizes)
+
+
+def matmul(M, K, N):
+    """A [M, K], B [K, N] and C = A @ B (float32, reduce axis ``k``)."""
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C
+
+
+def write_cache_for_blocks(s, C, x_factor, y_factor, kfactor=4):
+    """TVM's GEMM tutorial, "write cache for blocks" step (without array packing): C is tiled,
+    a local cache of each tile is computed at the tile, its k split by ``kfactor`` and
+    reordered outside the rows, its columns vectorized and k.inner unrolled.  Returns the
+    cache stage's tensor and the tile loops (io, jo, ii, ji)."""
+    CC = s.cache_write(C, "local")
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], x_factor, y_factor)
+    s[CC].compute_at(s[C], jo)
+    mc, nc = s[CC].op.axis
+    ko, ki = s[CC].split(s[CC].op.reduce_axis[0], factor=kfactor)
+    s[CC].reorder(ko, mc, ki, nc)
+    s[CC].vectorize(nc)
+    s[CC].unroll(ki)
+    return CC, (io, jo, ii, ji)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import matmul, write_cache_for_blocks
 
 import te
 from runtime import BuildError, build
@@ -183,10 +184,7 @@ def test_target_flags():
 
 
 def matmul_tiled(n, m, k_, mr, nr, unroll_rows=True, ksplit=None):
-    A = te.placeholder((n, k_), name="A")
-    B = te.placeholder((k_, m), name="B")
-    k = te.reduce_axis((0, k_), name="k")
-    C = te.compute((n, m), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    A, B, C = matmul(n, k_, m)
     s = create_schedule(C.op)
     CC = s.cache_write(C, "local")
     io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], x_factor=mr, y_factor=nr)
@@ -263,20 +261,10 @@ def test_tile_with_serial_loop_stays_an_array_and_is_hoisted():
 def test_non_dividing_register_tile():
     # like the example of the issue: 70x70, 3x16 tiles, k split by 4: every dimension guarded
     n = 70
-    A = te.placeholder((n, n), name="A")
-    B = te.placeholder((n, n), name="B")
-    k = te.reduce_axis((0, n), name="k")
-    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    A, B, C = matmul(n, n, n)
     s = create_schedule(C.op)
-    CC = s.cache_write(C, "local")
-    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], x_factor=3, y_factor=16)
-    s[CC].compute_at(s[C], jo)
-    mc, nc = s[CC].op.axis
-    ko, ki = s[CC].split(s[CC].op.reduce_axis[0], factor=4)
-    s[CC].reorder(ko, mc, ki, nc)
-    s[CC].vectorize(nc)
-    s[CC].unroll(ki)
-    s[CC].unroll(mc)
+    CC, (io, jo, ii, ji) = write_cache_for_blocks(s, C, 3, 16)
+    s[CC].unroll(s[CC].op.axis[0])
     s[C].unroll(ii)
     s[C].vectorize(ji)
     s[C].parallel(io)
@@ -617,10 +605,7 @@ def test_vectorized_loop_with_constant_extent_stays_a_vector_loop():
     # TVM tutorial's "loop permutation": the contiguous inner loop must become vector FMAs
     # (LLVM would otherwise unroll it completely and vectorize an outer loop with gathers).
     n = 64
-    A = te.placeholder((n, n), name="A")
-    B = te.placeholder((n, n), name="B")
-    k = te.reduce_axis((0, n), name="k")
-    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    A, B, C = matmul(n, n, n)
     s = create_schedule(C.op)
     xo, yo, xi, yi = s[C].tile(C.op.axis[0], C.op.axis[1], 32, 32)
     ko, ki = s[C].split(s[C].op.reduce_axis[0], factor=4)

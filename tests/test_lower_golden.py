@@ -5,6 +5,7 @@ pytest shows the diff; update the golden only after reading it."""
 import textwrap
 
 import pytest
+from conftest import matmul, write_cache_for_blocks
 
 import te
 from runtime import build
@@ -15,12 +16,8 @@ def golden(text):
     return textwrap.dedent(text).lstrip("\n")
 
 
-def gemm(M=64, K=64, N=64):
-    A = te.placeholder((M, K), name="A")
-    B = te.placeholder((K, N), name="B")
-    k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
-    return A, B, C
+def gemm():
+    return matmul(64, 64, 64)
 
 
 def default_matmul():
@@ -82,14 +79,7 @@ def cache_write_compute_at():
     # TVM's GEMM tutorial, "write cache for blocks" step (without array packing).
     A, B, C = gemm()
     s = create_schedule(C.op)
-    CC = s.cache_write(C, "local")
-    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 32, 32)
-    s[CC].compute_at(s[C], jo)
-    mc, nc = s[CC].op.axis
-    ko, ki = s[CC].split(s[CC].op.reduce_axis[0], factor=4)
-    s[CC].reorder(ko, mc, ki, nc)
-    s[CC].vectorize(nc)
-    s[CC].unroll(ki)
+    write_cache_for_blocks(s, C, 32, 32)
     return s, [A, B, C]
 
 

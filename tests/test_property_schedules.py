@@ -8,7 +8,7 @@ ScheduleError here is a bug.
 import numpy as np
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
-from conftest import random_array, run
+from conftest import matmul, random_array, run
 
 import te
 from schedules import create_schedule
@@ -64,10 +64,7 @@ def test_random_matmul_schedule_cpu(data, M, N, K):
 
 
 def check_random_matmul(data, M, N, K, target):
-    A = te.placeholder((M, K), name="A")
-    B = te.placeholder((K, N), name="B")
-    k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    A, B, C = matmul(M, K, N)
     s = create_schedule(C.op)
     if data.draw(st.booleans()):
         CC = s.cache_write(C, "local")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import random_array, run, run_python
+from conftest import matmul as _matmul, random_array, run, run_python, write_cache_for_blocks
 
 import te
 from runtime import ArgumentError, build
@@ -34,12 +34,8 @@ def case(fn):
     return fn
 
 
-def matmul(M=13, K=17, N=11):
-    A = te.placeholder((M, K), name="A")
-    B = te.placeholder((K, N), name="B")
-    k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
-    return A, B, C
+def matmul():
+    return _matmul(13, 17, 11)
 
 
 def matmul_case(schedule):
@@ -174,14 +170,7 @@ def gemm_blocked(s, C):
 
 @matmul_case
 def cache_write_at_tile(s, C):
-    CC = s.cache_write(C, "local")
-    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 4, 4)
-    s[CC].compute_at(s[C], jo)
-    mc, nc = s[CC].op.axis
-    ko, ki = s[CC].split(s[CC].op.reduce_axis[0], factor=4)
-    s[CC].reorder(ko, mc, ki, nc)
-    s[CC].vectorize(nc)
-    s[CC].unroll(ki)
+    write_cache_for_blocks(s, C, 4, 4)
 
 
 @matmul_case
