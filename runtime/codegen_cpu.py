@@ -526,9 +526,17 @@ def _hoist_allocations(body: ir.Stmt, tiles: dict, scalar_uids: set, parallel: b
             stmt = ir.Allocate(b, stmt)
         return stmt
 
+    # An unrolled loop leaves one Allocate per copy; numba's parfor passes miscompile a
+    # function that rebinds an array name between prange loops, so those are hoisted too.
+    seen: set = set()
+    repeated: set = set()
+    for st in ir.walk_stmts(body):
+        if isinstance(st, ir.Allocate):
+            (repeated if st.buffer.uid in seen else seen).add(st.buffer.uid)
+
     def visit(s, target: list, in_loop: bool, in_prange: bool):
         if isinstance(s, ir.Allocate):
-            if in_loop and hoistable(s.buffer):
+            if (in_loop or s.buffer.uid in repeated) and hoistable(s.buffer):
                 if all(b.uid != s.buffer.uid for b in target):
                     target.append(s.buffer)
                 return visit(s.body, target, in_loop, in_prange)
@@ -618,8 +626,12 @@ class CpuSource(PythonSource):
         fm = self.plan.fastmath
         fm_text = repr(fm) if isinstance(fm, bool) else "{" + ", ".join(
             repr(f) for f in sorted(fm)) + "}"
+        # Only explicit prange loops run in parallel. Parfor fusion stays off: it reorders
+        # statements across prange loops using read/write sets that cannot see the writes
+        # of outlined loop bodies, and so moved reads of a buffer before the loop filling it.
+        par = "False" if not self.plan.parallel else "{'prange': True, 'fusion': False}"
         return [f"@numba.njit(cache=True, nogil=True, boundscheck=False, error_model='numpy', "
-                f"fastmath={fm_text}, parallel={self.plan.parallel})"]
+                f"fastmath={fm_text}, parallel={par})"]
 
     def loop_range(self, loop: ir.For, extent: str) -> str:
         return f"range({extent})"

@@ -90,7 +90,7 @@ def test_annotations_compute_the_right_values(annotated):
 
 def test_annotation_mapping_in_source(annotated):
     src = annotated[0].source
-    assert "@numba.njit(cache=True" in src and "parallel=True" in src
+    assert "@numba.njit(cache=True" in src and "parallel={'prange': True, 'fusion': False}" in src
     assert "boundscheck=False" in src and "error_model='numpy'" in src
     assert src.count("prange(") == 1
     # i.inner (extent 4) is unrolled: its loop is gone, its values are constants
@@ -649,3 +649,30 @@ def test_user_names_cannot_shadow_generated_ones():
     mod, got, ref = both(s, [A, B, C], [a, b], [(6,)])
     close(got[0], np.exp(a) + b, rtol=2e-6)
     close(got[0], ref[0], rtol=2e-6)
+
+
+def test_prange_inside_an_unrolled_consumer_loop():
+    # Found by the cpu property test: each unrolled copy of the consumer loop runs a prange
+    # that fills B and then reads it. numba's parfor fusion used to move the read of B above
+    # the prange (it cannot see writes made by an outlined prange body).
+    H, W, P = 6, 7, 9
+    A = te.placeholder((P, P), name="A")
+    B = te.compute((P, P), lambda i, j: A[i, j] * 2.0 + 1.0, name="B")
+    C = te.compute((H, W), lambda i, j: B[i, j], name="C")
+    s = create_schedule(C.op)
+    fused = s[C].fuse(*C.op.axis)
+    s[C].unroll(fused)
+    s[B].compute_at(s[C], fused)
+    bi, bj = s[B].op.axis
+    jo, ji = s[B].split(bj, nparts=4)
+    io, ii = s[B].split(bi, nparts=2)
+    rows = s[B].fuse(io, ii)
+    s[B].reorder(jo, rows, ji)
+    s[B].unroll(jo)
+    s[B].parallel(rows)
+    f = build(s, [A, C], target="cpu")
+    a = np.random.default_rng(3).standard_normal((P, P), dtype=np.float32)
+    c = np.empty((H, W), np.float32)
+    f(a, c)
+    np.testing.assert_allclose(c, (2 * a + 1)[:H, :W], rtol=1e-6)
+    assert f.source.count("np.empty((1, 1)") == 1  # the unrolled copies share one buffer
