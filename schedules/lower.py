@@ -28,7 +28,6 @@ class StageInfo:
         self.guards: list = []
         self.buffers: list = []  # one per output
         self.offsets: tuple = ()  # per dimension: subtract from a global index
-        self.env: list = []  # leaf vars of enclosing stages that are fixed at this stage's attach
 
     def abs_value(self, iv) -> E.Expr:
         return self.root_min[iv] + self.values[iv]
