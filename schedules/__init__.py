@@ -12,3 +12,22 @@ __all__ = [
     "PrimFunc", "Schedule", "ScheduleError", "Stage", "Step", "create_schedule", "lower",
     "replay", "steps_from_json", "steps_to_json",
 ]
+
+from .auto import anchor_op, schedule_for
+from .registry import (
+    ApplyConfig,
+    DispatchContext,
+    get_config,
+    get_template,
+    list_templates,
+    register_schedule,
+    template,
+    workload_key,
+)
+from .space import ConfigEntity, ConfigError, ConfigSpace
+
+__all__ += [
+    "ApplyConfig", "ConfigEntity", "ConfigError", "ConfigSpace", "DispatchContext", "anchor_op",
+    "get_config", "get_template", "list_templates", "register_schedule", "schedule_for",
+    "template", "workload_key",
+]

@@ -262,7 +262,8 @@ class Lowering:
             rest = []
             if p == reduce_level:
                 rest.append(self.init_stmt(info, leaves[p:], guards_at, p))
-            rest.append(main if p == len(leaves) else self.loop(st, info, leaves[p], content(p + 1)))
+            inner = main if p == len(leaves) else self.loop(st, info, leaves[p], content(p + 1))
+            rest.append(inner)
             for prod in reversed(attached.get(p, [])):
                 rest = [self.allocated(prod, [self.stage_stmt(prod)] + rest)]
             body = ir.seq(rest)
