@@ -42,7 +42,8 @@ class Task:
 
     @cached_property
     def config_space(self) -> ConfigSpace:
-        return self.template.space(self.args)
+        with _template.target_context(self.target):
+            return self.template.space(self.args)
 
     @property
     def flop(self) -> int:
@@ -50,7 +51,8 @@ class Task:
 
     def instantiate(self, config: ConfigEntity | None = None):
         """``(schedule, tensors)`` of the candidate ``config`` (None: the default point)."""
-        with _template.ApplyConfig(config) if config is not None else contextlib.nullcontext():
+        dispatch = _template.ApplyConfig(config) if config is not None else contextlib.nullcontext()
+        with dispatch, _template.target_context(self.target):
             return self.template.instantiate(self.args, config)
 
     def __repr__(self):

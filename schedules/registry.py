@@ -68,6 +68,24 @@ def using_config(cfg):
 # ----------------------------------------------------------------------------- targets
 
 
+@contextlib.contextmanager
+def target_context(target):
+    """Make ``target`` what ``current_target()`` returns inside the block: templates of
+    library ops pick their target's op schedule from it (AutoTVM's ``Target.current()``)."""
+    if not hasattr(_state, "targets"):
+        _state.targets = []
+    _state.targets.append(str(target))
+    try:
+        yield
+    finally:
+        _state.targets.pop()
+
+
+def current_target() -> str:
+    targets = getattr(_state, "targets", None)
+    return targets[-1] if targets else "cpu"
+
+
 def normalize_target(target) -> str:
     """The schedule family of a target string: ``"cpu"`` for "cpu", "llvm" and "python"
     (same loops, different code generators), ``"cuda"`` for "cuda"; flags are dropped."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numbers
 
 from .. import arith
-from ..errors import TETypeError, TetuneError, TEValueError
-from ..expr import Expr, IterVar, convert
+from ..errors import TetuneError, TETypeError, TEValueError
+from ..expr import Const, Expr, IterVar, convert
 from ..operation import compute
 from ..tensor import Tensor
 
@@ -190,3 +190,29 @@ def typed_const(value, dtype: str, op: str, arg: str):
     except TetuneError as err:
         raise type(err)(f"{op}: {arg}: {err}") from None
 
+
+
+def workload(name: str, *args) -> tuple:
+    """The workload an anchor stage carries in ``attrs["workload"]``: ``(name, *args)`` with
+    tensors written as ``("TENSOR", shape, dtype)`` and lists as tuples, so equal shapes and
+    attributes give equal workloads. ``name`` is the anchor's template name (the schedules
+    package registers, per name, how to rebuild the op from these args: ``schedules.library``).
+    Returns None when a shape is symbolic (such ops are not tunable)."""
+    out = [name]
+    for a in args:
+        if isinstance(a, Tensor):
+            shape = []
+            for d in a.shape:
+                if not isinstance(d, Const):
+                    return None
+                shape.append(int(d.value))
+            out.append(("TENSOR", tuple(shape), a.dtype))
+        else:
+            out.append(_frozen(a))
+    return tuple(out)
+
+
+def _frozen(value):
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value

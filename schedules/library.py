@@ -1,0 +1,81 @@
+"""Tuning templates for the operator library's anchors.
+
+An anchor stage carries ``attrs["workload"] = (name, *args)`` (``te.ops._util.workload``):
+tensors as ``("TENSOR", shape, dtype)`` and plain attribute values. ``register_op(name,
+compute)`` makes ``name`` a template: it rebuilds the op from those args (placeholders for
+the tensors, ``compute(*args)`` for the op) and schedules it with the op schedule registered
+for the current target (``register_schedule(name, target)``). A task ``create_task(name,
+workload[1:])`` therefore tunes exactly the stage that ``schedule_for`` later meets in a
+network, and its records are found again by workload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import te
+
+from .auto import anchor_op
+from .registry import current_target, get_config, normalize_target, op_schedule, template
+from .schedule import create_schedule
+from .space import ConfigError
+
+__all__ = ["is_tensor_spec", "register_op"]
+
+
+def is_tensor_spec(value) -> bool:
+    return (isinstance(value, tuple | list) and len(value) == 3 and value[0] == "TENSOR")
+
+
+def register_op(name: str, compute: Callable):
+    """Register template ``name``: ``compute(*args)`` with tensor specs replaced by
+    placeholders builds the op; the op schedule of ``name`` on the current target schedules
+    it. Returns ``compute`` so it can decorate a small adapter function."""
+
+    @template(name)
+    def op_template(*args):
+        inputs, call_args = [], []
+        for value in args:
+            if is_tensor_spec(value):
+                _, shape, dtype = value
+                t = te.placeholder(tuple(shape), dtype=dtype, name=f"in{len(inputs)}")
+                inputs.append(t)
+                call_args.append(t)
+            else:
+                call_args.append(value)
+        result = compute(*call_args)
+        outs = list(result) if isinstance(result, tuple | list) else [result]
+        target = current_target()
+        schedule = op_schedule(name, target)
+        if schedule is None:
+            raise ConfigError(f"template {name!r} has no schedule for target "
+                              f"{normalize_target(target)!r}")
+        anchor = anchor_op(outs, target)
+        s = create_schedule([t.op for t in outs])
+        cfg = get_config()
+        if anchor is not None:
+            cfg.add_flop(_flop_hint(anchor))
+        schedule(cfg, s, outs, anchor)
+        return s, inputs + outs
+
+    return compute
+
+
+def _flop_hint(anchor) -> int:
+    """The op's own count when it gives one (``attrs["flop"]``); else a multiply-add (2
+    flops) per output element per reduction iteration, or 1 per element without one."""
+    if "flop" in anchor.attrs:
+        return int(anchor.attrs["flop"])
+    total = 1
+    for ax in anchor.axis:
+        total *= _const(ax.dom.extent)
+    reduce_axes = getattr(anchor, "reduce_axis", ())
+    if reduce_axes:
+        total *= 2
+        for ax in reduce_axes:
+            total *= _const(ax.dom.extent)
+    return total
+
+
+def _const(extent) -> int:
+    return int(extent.value) if isinstance(extent, te.Const) else 0
