@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from te import expr as E
 
-from .schedule import Schedule, ScheduleError, Stage
+from .schedule import Fuse, Schedule, ScheduleError, Split, Stage
 
 __all__ = [
     "AnnotateEntity", "ConfigEntity", "ConfigSpace", "OtherOptionEntity", "ReorderEntity",
@@ -115,7 +115,8 @@ class AnnotateEntity:
             raise ConfigError(f"annotate knob has {len(self.anns)} axes, apply got {len(axes)}")
         for ax, ann in zip(axes, self.anns):
             if ann == "unroll":
-                extent = _extent(ax)
+                # Only a bound needs the extent: split leaves carry no domain of their own.
+                extent = None if max_unroll is None else _leaf_extent(st, ax)
                 if max_unroll is None or (extent is not None and extent <= max_unroll):
                     st.unroll(ax)
             elif ann == "vec":
@@ -165,6 +166,30 @@ def _extent(axis) -> int | None:
         ext = axis.dom.extent
         return ext.value if isinstance(ext, E.Const) else None
     raise ConfigError(f"expected an axis (IterVar) or an int length, got {axis!r}")
+
+
+def _leaf_extent(st: Stage, axis) -> int | None:
+    """The constant extent of a (possibly split or fused) axis of ``st``; None if symbolic."""
+    extents = {}
+    for iv in st.all_iter_vars:
+        if iv.dom is not None and isinstance(iv.dom.extent, E.Const):
+            extents[iv] = iv.dom.extent.value
+    for rel in st.relations:
+        if isinstance(rel, Split):
+            ext = extents.get(rel.parent)
+            if rel.factor is not None:
+                extents[rel.inner] = rel.factor
+                if ext is not None:
+                    extents[rel.outer] = -(-ext // rel.factor)
+            else:
+                extents[rel.outer] = rel.nparts
+                if ext is not None:
+                    extents[rel.inner] = -(-ext // rel.nparts)
+        elif isinstance(rel, Fuse):
+            a, b = extents.get(rel.outer), extents.get(rel.inner)
+            if a is not None and b is not None:
+                extents[rel.fused] = a * b
+    return extents.get(axis)
 
 
 def _factors(n: int) -> list[int]:
