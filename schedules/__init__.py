@@ -31,3 +31,5 @@ __all__ += [
     "get_config", "get_template", "list_templates", "register_schedule", "schedule_for",
     "template", "workload_key",
 ]
+
+from . import cpu  # noqa: E402,F401 - registers the default CPU op schedules
