@@ -4,3 +4,10 @@ GA, XGBoost cost model) and append-only JSON-lines tuning logs.
 It searches each operator's schedule template on the real machine and hands the winners to
 later builds through ``apply_history_best``.
 """
+
+from schedules.registry import get_config, template
+from schedules.space import ConfigEntity, ConfigSpace
+
+from .measure import LocalBuilder, LocalRunner, create_measure_batch, measure_option
+from .measure_types import MeasureErrorNo, MeasureInput, MeasureResult
+from .task import Task, create_task

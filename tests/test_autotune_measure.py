@@ -1,0 +1,122 @@
+"""Measuring candidates in worker processes: results, timings, and every way a candidate can
+fail (fault injection through real forked workers, on tiny shapes)."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import te
+from autotune import (LocalBuilder, LocalRunner, MeasureErrorNo, MeasureInput, create_task,
+                      measure_option, template)
+from autotune.candidate import mismatch
+from autotune.measure import create_measure_batch
+from schedules import create_schedule, get_config
+
+MODES = ["ok", "segv", "exit", "hang", "raise", "wrong", "bad_lower", "slow"]
+
+
+@template("test_measure_faults")
+def faults(n):
+    """y = 2 * x, except for the knob values that fail on purpose."""
+    cfg = get_config()
+    cfg.define_knob("mode", MODES)
+    cfg.define_split("tile", n, num_outputs=2)
+    mode = cfg["mode"].val  # a ConfigSpace answers "ok": the parent never trips a fault
+    if mode == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if mode == "exit":
+        os._exit(3)
+    if mode == "hang":
+        time.sleep(600)
+    if mode == "raise":
+        raise ValueError("knob 'mode' says raise")
+    A = te.placeholder((n,), name="A")
+    if mode == "slow":  # a kernel that runs far past the run time limit on the python target
+        k = te.reduce_axis((0, 10**9), name="k")
+        Z = te.compute((1,), lambda _: te.sum(A[0] * 0.0, axis=k), name="Z")
+        B = te.compute((n,), lambda i: A[i] * 2.0 + Z[0], name="B")
+    elif mode == "wrong":
+        B = te.compute((n,), lambda i: A[i] * 2.0 + 1.0, name="B")
+    else:
+        B = te.compute((n,), lambda i: A[i] * 2.0, name="B")
+    s = create_schedule(B.op)
+    cfg["tile"].apply(s, B, B.op.axis[0])
+    if mode == "bad_lower":
+        return s, [B]  # A is read but not an argument: lowering fails
+    return s, [A, B]
+
+
+def _inputs(task, modes, tile=None):
+    space = task.config_space
+    out = []
+    for mode in modes:
+        knobs = {"mode": mode, "tile": tile or space["tile"].to_json()}
+        out.append(MeasureInput(task, space.from_json(knobs)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fault_results():
+    task = create_task("test_measure_faults", (16,), target="python")
+    option = measure_option(LocalBuilder(n_parallel=2, timeout=4),
+                            LocalRunner(number=1, repeat=2, min_repeat_ms=0, timeout=2))
+    modes = ["ok", "segv", "exit", "hang", "raise", "wrong", "bad_lower", "slow", "ok"]
+    with create_measure_batch(task, option) as measure:
+        start = time.perf_counter()
+        results = measure(_inputs(task, modes))
+        elapsed = time.perf_counter() - start
+        again = measure(_inputs(task, ["ok"], tile=[-1, 4]))  # workers were respawned
+    return dict(zip(modes[:-1], results)), results[-1], again[0], elapsed
+
+
+def test_a_good_candidate_has_costs_and_build_time(fault_results):
+    by_mode, last, again, _ = fault_results
+    for res in (by_mode["ok"], last, again):
+        assert res.error_no == MeasureErrorNo.NO_ERROR, res.error_msg
+        assert len(res.costs) == 2 and all(c > 0 for c in res.costs)
+        assert 0 < res.build_cost <= res.all_cost
+        assert res.timestamp > time.time() - 300
+
+
+@pytest.mark.parametrize("mode, error_no, words", [
+    ("segv", MeasureErrorNo.WORKER_CRASH, "SIGSEGV while building"),
+    ("exit", MeasureErrorNo.WORKER_CRASH, "exited with status 3"),
+    ("hang", MeasureErrorNo.COMPILE_TIMEOUT, "building took longer"),
+    ("raise", MeasureErrorNo.INSTANTIATION_ERROR, "knob 'mode' says raise"),
+    ("wrong", MeasureErrorNo.WRONG_ANSWER, "output B: 16 of 16 elements differ"),
+    ("bad_lower", MeasureErrorNo.COMPILE_ERROR, "not one of the args"),
+    ("slow", MeasureErrorNo.RUN_TIMEOUT, "running took longer"),
+])
+def test_each_fault_is_recorded_and_the_batch_goes_on(fault_results, mode, error_no, words):
+    res = fault_results[0][mode]
+    assert res.error_no == error_no, (mode, res)
+    assert words in res.error_msg
+    assert res.costs == ()
+
+
+def test_a_batch_waits_for_its_timeouts_only_once(fault_results):
+    # The hang (4 s build limit) and the slow kernel (2 s run limit) dominate; a batch that
+    # serialised everything or waited on dead workers would take far longer.
+    assert fault_results[3] < 20
+
+
+def test_mismatch_names_the_output_and_element():
+    ref = [np.array([1.0, 2.0, 3.0], dtype=np.float32)]
+    assert mismatch(["C"], [ref[0] + 1e-5], ref) is None
+    msg = mismatch(["C"], [np.array([1.0, 2.5, np.nan], dtype=np.float32)], ref)
+    assert msg.startswith("output C: 2 of 3 elements differ") and "first at [1]" in msg
+    both_nan = [np.array([np.nan], dtype=np.float32)]
+    assert mismatch(["C"], both_nan, both_nan) is None
+    assert "int32[2]" in mismatch(["C"], [np.zeros(2, np.int32)], ref)
+
+
+def test_measure_option_takes_autotvm_spellings():
+    option = measure_option(builder="local", runner=LocalRunner(number=4))
+    assert option.builder == LocalBuilder() and option.runner.number == 4
+    with pytest.raises(TypeError, match="runner must be a LocalRunner"):
+        measure_option(runner="rpc")
+    with pytest.raises(ValueError, match="repeat must be >= 1"):
+        LocalRunner(repeat=0)
