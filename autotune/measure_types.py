@@ -34,9 +34,10 @@ class MeasureInput:
 
 @dataclass(frozen=True)
 class MeasureResult:
-    """``costs``: seconds per run, one per repeat (the error message instead when failed);
-    ``all_cost``: wall seconds spent on the candidate (build + run); ``timestamp``: when it
-    finished (time.time())."""
+    """``costs``: seconds per run, one per repeat (empty when failed: ``error_msg`` says
+    why); ``all_cost``: wall seconds spent on the candidate (build + load + check + timing);
+    ``build_cost``: seconds its parallel build took; ``timestamp``: when it finished
+    (time.time())."""
 
     costs: tuple
     error_no: MeasureErrorNo

@@ -1,0 +1,172 @@
+"""JSON-lines tuning logs: round trips, concurrent appends, damaged lines, pick_best."""
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+import warnings
+
+import pytest
+
+import te
+from autotune import MeasureErrorNo, MeasureInput, MeasureResult, create_task, template
+from autotune.record import (LogWarning, append_records, decode, encode, load_raw,
+                             load_records, machine_info, pick_best)
+from schedules import create_schedule, get_config
+
+
+@template("test_record_scale")
+def scale(n, dtype):
+    cfg = get_config()
+    cfg.define_split("tile", n, num_outputs=2)
+    cfg.define_knob("unroll", [0, 1])
+    A = te.placeholder((n,), name="A", dtype=dtype)
+    B = te.compute((n,), lambda i: A[i] * 3, name="B")
+    s = create_schedule(B.op)
+    cfg["tile"].apply(s, B, B.op.axis[0])
+    cfg.add_flop(n)
+    return s, [A, B]
+
+
+def pair(task, index, cost=1e-3, error_no=MeasureErrorNo.NO_ERROR):
+    costs = (cost, cost * 1.1) if error_no == MeasureErrorNo.NO_ERROR else ()
+    res = MeasureResult(costs, error_no, all_cost=0.5, timestamp=1.7e9,
+                        error_msg="" if costs else "boom", build_cost=0.25)
+    return MeasureInput(task, task.config_space.get(index)), res
+
+
+@pytest.fixture
+def task():
+    return create_task("test_record_scale", (16, "float32"), target="python")
+
+
+def test_a_record_round_trips(task):
+    inp, res = pair(task, 7)
+    line = encode(inp, res)
+    record = json.loads(line)
+    assert record["task"] == {"name": "test_record_scale", "args": [16, "float32"],
+                              "target": "python", "flop": 16}
+    assert record["workload_key"] == task.workload_key
+    assert record["config"] == {"index": 7, "knobs": inp.config.to_json()}
+    assert record["result"]["error_no"] == "NO_ERROR"
+    assert record["machine"]["cpu"] == machine_info()["cpu"]
+    assert record["version"]["log_format"] == 1
+    inp2, res2 = decode(line)
+    assert inp2.config == inp.config and inp2.config.index == 7
+    assert inp2.task.workload == task.workload and inp2.task.target == "python"
+    assert res2 == res
+
+
+def test_an_error_round_trips_by_name(task):
+    inp, res = pair(task, 0, error_no=MeasureErrorNo.RUN_TIMEOUT)
+    _, res2 = decode(encode(inp, res))
+    assert res2.error_no == MeasureErrorNo.RUN_TIMEOUT and res2.costs == ()
+    assert res2.error_msg == "boom"
+
+
+def _append_many(path, who, count):
+    task = create_task("test_record_scale", (16, "float32"), target="python")
+    for i in range(count):
+        append_records(path, [pair(task, i % len(task.config_space), cost=who + i * 1e-6)])
+
+
+def test_two_processes_append_whole_lines(tmp_path):
+    path = tmp_path / "log.jsonl"
+    procs = [mp.get_context("fork").Process(target=_append_many, args=(path, who, 150))
+             for who in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    records = list(load_raw(path))  # would warn (and fail under -W error) on a broken line
+    assert len(records) == 300
+    assert sorted(round(r["result"]["costs"][0]) for r in records) == [1] * 150 + [2] * 150
+
+
+def _append_forever(path):
+    task = create_task("test_record_scale", (16, "float32"), target="python")
+    i = 0
+    while True:
+        append_records(path, [pair(task, i % len(task.config_space))])
+        i += 1
+
+
+def test_kill_9_of_a_writer_leaves_every_finished_record(tmp_path, task):
+    path = tmp_path / "log.jsonl"
+    proc = mp.get_context("fork").Process(target=_append_forever, args=(path,))
+    proc.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and (not path.exists() or path.stat().st_size < 20000):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    lines = path.read_text().splitlines()
+    assert len(lines) > 10
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = list(load_raw(path))
+    # Each record is one write(); only a write that the kill cut short (the last line) may
+    # be broken.
+    assert len(records) >= len(lines) - 1
+    assert all(f"log.jsonl:{len(lines)}: " in str(w.message) for w in caught)
+    append_records(path, [pair(task, 1)])  # an append after the kill is whole
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert list(load_raw(path))[-1]["config"]["index"] == 1
+
+
+def test_a_truncated_or_malformed_line_is_skipped_naming_file_and_line(tmp_path, task):
+    path = tmp_path / "log.jsonl"
+    append_records(path, [pair(task, 1), pair(task, 2)])
+    good = path.read_text()
+    path.write_text(good + '{"task": {"name": "x", "args": []}, "config": 3}\n'
+                    + good.splitlines()[0][:40])  # a writer cut off mid-line
+    with pytest.warns(LogWarning) as caught:
+        records = list(load_records(path))
+    assert [inp.config.index for inp, _ in records] == [1, 2]
+    messages = [str(w.message) for w in caught]
+    assert any(f"{path}:3: skipped: no 'config' object" in m for m in messages)
+    assert any(f"{path}:4: skipped: not JSON" in m for m in messages)
+    append_records(path, [pair(task, 3)])  # starts on a new line: only line 4 is lost
+    with pytest.warns(LogWarning):
+        assert [inp.config.index for inp, _ in load_records(path)] == [1, 2, 3]
+
+
+def test_records_of_unknown_templates_are_skipped_with_one_warning(tmp_path, task):
+    path = tmp_path / "log.jsonl"
+    line = json.loads(encode(*pair(task, 1)))
+    line["task"]["name"] = "no_such_template"
+    path.write_text((json.dumps(line) + "\n") * 3 + encode(*pair(task, 2)) + "\n")
+    with pytest.warns(LogWarning) as caught:
+        records = list(load_records(path))
+    assert len(records) == 1
+    assert [str(w.message) for w in caught] == [
+        f"{path}:1: records of template 'no_such_template' skipped: no such template is "
+        "registered (import the module that defines it)"]
+    assert len(list(load_raw(path))) == 4  # raw reading needs no template
+
+
+def test_a_record_that_no_longer_fits_its_template_is_skipped(tmp_path, task):
+    path = tmp_path / "log.jsonl"
+    line = json.loads(encode(*pair(task, 1)))
+    line["config"]["knobs"]["tile"] = [-1, 3]  # 3 does not divide 16
+    path.write_text(json.dumps(line) + "\n")
+    with pytest.warns(LogWarning, match=r"log.jsonl:1: skipped: ConfigError: .*tile"):
+        assert list(load_records(path)) == []
+
+
+def test_pick_best_keeps_the_fastest_valid_record_per_workload_and_target(tmp_path, task):
+    other = create_task("test_record_scale", (8, "float32"), target="python")
+    on_cpu = create_task("test_record_scale", (16, "float32"), target="cpu")
+    log, best = tmp_path / "log.jsonl", tmp_path / "best.jsonl"
+    append_records(log, [
+        pair(task, 1, cost=3e-3), pair(task, 2, cost=1e-3),
+        pair(task, 3, error_no=MeasureErrorNo.WRONG_ANSWER),
+        pair(other, 0, cost=5e-3), pair(task, 4, cost=2e-3), pair(on_cpu, 5, cost=9e-3),
+        pair(other, 1, error_no=MeasureErrorNo.COMPILE_ERROR),
+    ])
+    assert pick_best(log, best) == 3
+    kept = [(r["task"]["args"][0], r["task"]["target"], r["config"]["index"])
+            for r in load_raw(best)]
+    assert kept == [(16, "python", 2), (8, "python", 0), (16, "cpu", 5)]
