@@ -8,6 +8,7 @@ later builds through ``apply_history_best``.
 from schedules.registry import get_config, template
 from schedules.space import ConfigEntity, ConfigSpace
 
+from .dispatch import ApplyHistoryBest, apply_history_best, default_logs
 from .measure import LocalBuilder, LocalRunner, create_measure_batch, measure_option
 from .measure_types import MeasureErrorNo, MeasureInput, MeasureResult
 from .task import Task, create_task
