@@ -8,7 +8,10 @@ later builds through ``apply_history_best``.
 from schedules.registry import get_config, template
 from schedules.space import ConfigEntity, ConfigSpace
 
+from .callback import log_to_file, progress_bar
 from .dispatch import ApplyHistoryBest, apply_history_best, default_logs
 from .measure import LocalBuilder, LocalRunner, create_measure_batch, measure_option
 from .measure_types import MeasureErrorNo, MeasureInput, MeasureResult
+from .plot import plot_curve
+from .record import load_records, pick_best
 from .task import Task, create_task

@@ -19,16 +19,12 @@ about it.
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 from schedules.registry import DispatchContext, normalize_target, workload_key
 
-from .measure_types import MeasureInput
-from .record import encode, load_raw, machine_info, mean_cost, parse, version_info
+from .record import machine_info, mean_cost, record_dicts, version_info
 
 __all__ = ["ApplyHistoryBest", "DispatchWarning", "apply_history_best", "default_logs"]
 
@@ -66,14 +62,14 @@ class ApplyHistoryBest(DispatchContext):
         self._warned_untuned: set = set()
         if records is not None:
             self.load(records)
-        for record in _records(fallback):
+        for record in record_dicts(fallback):
             _keep_best(self._fallback, record)
 
     def load(self, records) -> None:
         """Add records: a log path, a list of paths, or (MeasureInput, MeasureResult) pairs
         or record dicts."""
         here_machine, here_version = machine_info(), version_info()["tetune"]
-        for record in _records(records):
+        for record in record_dicts(records):
             why = _foreign(record, here_machine, here_version)
             if why:
                 self._foreign_why = self._foreign_why or why
@@ -125,22 +121,6 @@ def apply_history_best(logs=None, use_default_logs: bool = False) -> ApplyHistor
     if logs is None:
         return ApplyHistoryBest(None, fallback=default_logs())
     return ApplyHistoryBest(logs, fallback=default_logs() if use_default_logs else ())
-
-
-def _records(source) -> Iterable[dict]:
-    if isinstance(source, (str, os.PathLike)):
-        yield from load_raw(source)
-        return
-    for item in source:
-        if isinstance(item, (str, os.PathLike)):
-            yield from load_raw(item)
-        elif isinstance(item, dict):
-            yield parse(json.dumps(item))
-        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], MeasureInput):
-            yield parse(encode(*item))
-        else:
-            raise TypeError(f"apply_history_best: expected log paths, (MeasureInput, "
-                            f"MeasureResult) pairs or record dicts, got {item!r}")
 
 
 def _keep_best(table: dict, record: dict) -> None:

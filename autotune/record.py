@@ -29,9 +29,9 @@ try:
 except ImportError:  # Windows: appends are still whole lines, just not locked
     fcntl = None
 
-__all__ = ["LOG_FORMAT", "LogWarning", "RecordError", "append_records", "decode", "encode",
-           "load_raw", "load_records", "machine_info", "mean_cost", "pick_best",
-           "version_info"]
+__all__ = ["LOG_FORMAT", "LogWarning", "RecordError", "append_records", "decode",
+           "decode_record", "encode", "load_raw", "load_records", "machine_info", "mean_cost",
+           "parse", "pick_best", "record_dicts", "task_label", "version_info"]
 
 LOG_FORMAT = 1
 
@@ -101,7 +101,7 @@ def encode(inp: MeasureInput, res: MeasureResult) -> str:
                  "flop": task.flop},
         "workload_key": task.workload_key,
         "config": {"index": inp.config.index, "knobs": inp.config.to_json()},
-        "result": {"costs": list(res.costs), "error_no": res.error_no.name,
+        "result": {"costs": [float(c) for c in res.costs] if res.ok else [], "error_no": res.error_no.name,
                    "error_msg": res.error_msg, "all_cost": res.all_cost,
                    "build_cost": res.build_cost, "timestamp": res.timestamp},
         "machine": machine_info(),
@@ -144,10 +144,12 @@ def parse(line: str) -> dict:
 def decode(line: str, tasks: dict | None = None) -> tuple[MeasureInput, MeasureResult]:
     """``(MeasureInput, MeasureResult)`` of a line. The record's template must be registered.
     ``tasks``: a dict to reuse Task objects (and their config spaces) across calls."""
-    return _from_record(parse(line), tasks if tasks is not None else {})
+    return decode_record(parse(line), tasks)
 
 
-def _from_record(record: dict, tasks: dict) -> tuple[MeasureInput, MeasureResult]:
+def decode_record(record: dict, tasks: dict | None = None):
+    """``decode`` of a record dict (from ``parse`` or ``load_raw``)."""
+    tasks = tasks if tasks is not None else {}
     t = record["task"]
     key = (record["workload_key"], t["target"])
     if key not in tasks:
@@ -160,6 +162,17 @@ def _from_record(record: dict, tasks: dict) -> tuple[MeasureInput, MeasureResult
         all_cost=float(r.get("all_cost", 0.0)), timestamp=float(r.get("timestamp", 0.0)),
         error_msg=str(r.get("error_msg", "")), build_cost=float(r.get("build_cost", 0.0)))
     return MeasureInput(task, config), result
+
+
+def task_label(task: dict) -> str:
+    """A record's task for people: ``matmul(64x32 float32, 32x16 float32)``."""
+    parts = []
+    for a in task["args"]:
+        if isinstance(a, list) and len(a) == 3 and a[0] == "TENSOR":
+            parts.append("x".join(str(d) for d in a[1]) + f" {a[2]}")
+        else:
+            parts.append(json.dumps(a))
+    return f"{task['name']}({', '.join(parts)})"
 
 
 def mean_cost(record: dict) -> float:
@@ -211,10 +224,28 @@ def load_records(path) -> Iterator[tuple[MeasureInput, MeasureResult]]:
                               "it)", LogWarning, stacklevel=2)
             continue
         try:
-            yield _from_record(record, tasks)
+            yield decode_record(record, tasks)
         except Exception as exc:  # the template changed, or raises for these args now
             warnings.warn(f"{path}:{lineno}: skipped: {type(exc).__name__}: {exc}", LogWarning,
                           stacklevel=2)
+
+
+def record_dicts(source) -> Iterator[dict]:
+    """Record dicts from a log path, or a list of paths, ``(MeasureInput, MeasureResult)``
+    pairs or record dicts (mixed freely)."""
+    if isinstance(source, (str, os.PathLike)):
+        yield from load_raw(source)
+        return
+    for item in source:
+        if isinstance(item, (str, os.PathLike)):
+            yield from load_raw(item)
+        elif isinstance(item, dict):
+            yield parse(json.dumps(item))
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], MeasureInput):
+            yield parse(encode(*item))
+        else:
+            raise TypeError("expected log paths, (MeasureInput, MeasureResult) pairs or "
+                            f"record dicts, got {item!r}")
 
 
 def append_records(path, pairs: Iterable[tuple[MeasureInput, MeasureResult]]) -> None:

@@ -10,7 +10,8 @@ import warnings
 import pytest
 
 import te
-from autotune import MeasureErrorNo, MeasureInput, MeasureResult, create_task, template
+from autotune import (MeasureErrorNo, MeasureInput, MeasureResult, create_task, log_to_file,
+                      plot_curve, progress_bar, template)
 from autotune.record import (LogWarning, append_records, decode, encode, load_raw,
                              load_records, machine_info, pick_best)
 from schedules import create_schedule, get_config
@@ -170,3 +171,81 @@ def test_pick_best_keeps_the_fastest_valid_record_per_workload_and_target(tmp_pa
     kept = [(r["task"]["args"][0], r["task"]["target"], r["config"]["index"])
             for r in load_raw(best)]
     assert kept == [(16, "python", 2), (8, "python", 0), (16, "cpu", 5)]
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+class FakeTuner:
+    """What callbacks may rely on: task, n_trial, trials_done, best_flops, resume."""
+
+    def __init__(self, task, n_trial=10):
+        self.task, self.n_trial, self.trials_done, self.best_flops = task, n_trial, 0, 0.0
+        self.resumed = []
+
+    def resume(self, inputs, results):
+        self.resumed += [(inp.config.index, res.error_no) for inp, res in zip(inputs, results)]
+        self.trials_done += len(inputs)
+        return len(inputs)
+
+
+def test_log_to_file_resumes_from_the_records_of_the_same_task(tmp_path, task):
+    path = tmp_path / "log.jsonl"
+    other_shape = create_task("test_record_scale", (8, "float32"), target="python")
+    other_target = create_task("test_record_scale", (16, "float32"), target="cpu")
+    append_records(path, [pair(task, 1), pair(other_shape, 2), pair(other_target, 3),
+                          pair(task, 4, error_no=MeasureErrorNo.RUN_TIMEOUT)])
+    tuner = FakeTuner(task)
+    cb = log_to_file(path)
+    cb.on_start(tuner)
+    assert tuner.resumed == [(1, MeasureErrorNo.NO_ERROR), (4, MeasureErrorNo.RUN_TIMEOUT)]
+    assert cb.resumed == 2
+    cb(tuner, *zip(pair(task, 5)))
+    assert [r["config"]["index"] for r in load_raw(path)] == [1, 2, 3, 4, 5]
+    log_to_file(tmp_path / "new.jsonl").on_start(FakeTuner(task))  # no file yet: fine
+
+
+def test_a_tuner_does_not_measure_again_what_its_log_holds(tmp_path, task):
+    tuner_mod = pytest.importorskip("autotune.tuner")
+    measured = []
+
+    def measure(inputs):
+        measured.extend(inp.config.index for inp in inputs)
+        return [MeasureResult((1e-3 * (1 + inp.config.index),), MeasureErrorNo.NO_ERROR, 0.1,
+                              time.time()) for inp in inputs]
+
+    path = tmp_path / "log.jsonl"
+    tuner_mod.RandomTuner(task, seed=1).tune(4, measure, callbacks=[log_to_file(path)])
+    first = list(measured)
+    measured.clear()
+    tuner_mod.RandomTuner(task, seed=1).tune(7, measure, callbacks=[log_to_file(path)])
+    assert len(first) == 4 and len(measured) == 3
+    assert not set(first) & set(measured)
+    assert len(list(load_raw(path))) == 7
+
+
+def test_progress_bar_shows_trials_best_and_errors(capsys, task):
+    tuner = FakeTuner(task, n_trial=3)
+    bar = progress_bar()
+    bar.on_start(tuner)
+    batch = [pair(task, 1, cost=1e-6), pair(task, 2, error_no=MeasureErrorNo.WRONG_ANSWER)]
+    tuner.trials_done += 2
+    bar(tuner, [p[0] for p in batch], [p[1] for p in batch])
+    bar.on_end(tuner)
+    err = capsys.readouterr().err
+    assert "2/3" in err and "best 0.02 GFLOP/s, 1 errors" in err  # 16 flop / 1 us
+
+
+def test_plot_curve_draws_the_best_so_far(tmp_path, task):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    path = tmp_path / "log.jsonl"
+    append_records(path, [pair(task, 1, cost=2e-6), pair(task, 2, error_no=MeasureErrorNo.
+                                                         COMPILE_ERROR),
+                          pair(task, 3, cost=4e-6), pair(task, 4, cost=1e-6)])
+    ax = plot_curve(path, label="random")
+    gflops = list(ax.lines[0].get_ydata())
+    assert gflops == pytest.approx([16 / 2e-6 / 1e9 / 1.05] * 3 + [16 / 1e-6 / 1e9 / 1.05])
+    assert ax.get_legend().get_texts()[0].get_text() == "random"
+    ax.figure.savefig(tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
