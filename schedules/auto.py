@@ -1,73 +1,372 @@
 """``schedule_for``: a schedule for any graph of operator-library stages.
 
-The graph's anchor stage (the one tagged ``"anchor:<op>"``, see ``te.ops.tags``) picks the
-op schedule registered for it and the target; the config comes from the innermost dispatch
-context (a tuning log via ``autotune.apply_history_best``) or is the template's default.
-Graphs without a registered anchor get the generic schedule: injective stages inlined,
-outputs parallel over their outer loop.
+Every anchor stage (tagged ``"anchor:<op>"``, see ``te.ops.tags``) with an op schedule
+registered for the target schedules its own subgraph: the anchor, the elementwise chain
+after it and everything before it. Its config comes from the innermost dispatch context (a
+tuning log via ``autotune.apply_history_best``) or is the template's default. The stages
+left over, and graphs without an anchor, get ``schedule_generic``.
+
+``schedule_generic`` on cpu: injective stages are inlined; a reduction is computed inside
+the loop of its only consumer when that costs no recomputation (a row maximum inside the
+row loop of the softmax that reads it); every other stage runs at the root, parallel over
+its fused outer loops, with a contiguous innermost loop for LLVM's vectorizer (the
+reduction loop itself when the reduced axes are innermost, else the innermost data axis,
+with the reduction loops moved outside it so that a row of partial results accumulates).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+
+from te import expr as E
 from te import ops
 from te.tensor import ComputeOp, Tensor
 
 from .registry import normalize_target, op_schedule, query_config, resolve_config
-from .schedule import Schedule, create_schedule
+from .schedule import Fuse, Schedule, Split, Stage, create_schedule
 from .space import ConfigSpace
 
-__all__ = ["anchor_op", "schedule_for"]
+__all__ = ["anchor_op", "schedule_for", "schedule_generic"]
+
+# Below this much work (output elements x reduction iterations) a stage runs on one thread:
+# a numba prange costs ~1-2 us on this 2-core machine, what 32k simple elements take.
+MIN_PARALLEL_WORK = 1 << 15
+# Elements of the inner part when a lone axis is split for threads (a 1-D elementwise op,
+# an outer reduction without outer axes).
+CHUNK = 256
+# Rows (iterations of the fused outer loops) per parallel iteration when producers are
+# computed inside the row loop: their buffers are then allocated once per tile, not per row.
+ROW_TILE = 8
 
 
 def _outputs(outputs) -> list[Tensor]:
     return [outputs] if isinstance(outputs, Tensor) else list(outputs)
 
 
-def _compute_ops(s: Schedule) -> list[ComputeOp]:
-    return [st.op for st in s.stages if isinstance(st.op, ComputeOp)]
+def _compute_stages(s: Schedule) -> list[Stage]:
+    return [st for st in s.stages if isinstance(st.op, ComputeOp)]
+
+
+def _registered_anchors(s: Schedule, target) -> list[Stage]:
+    """The anchor stages with an op schedule on ``target``, in topological order."""
+    out = []
+    for st in _compute_stages(s):
+        name = ops.tags.anchor_name(st.op.tag)
+        if name is not None and op_schedule(name, target) is not None:
+            out.append(st)
+    return out
 
 
 def anchor_op(outputs, target="cpu") -> ComputeOp | None:
     """The anchor stage of the graph ending in ``outputs`` that has a schedule on
     ``target`` (the last one, nearest the outputs, when there are several)."""
     s = create_schedule([t.op for t in _outputs(outputs)])
-    found = None
-    for op in _compute_ops(s):
-        name = ops.tags.anchor_name(op.tag)
-        if name is not None and op_schedule(name, target) is not None:
-            found = op
-    return found
+    found = _registered_anchors(s, target)
+    return found[-1].op if found else None
 
 
 def schedule_for(outputs, target="cpu") -> Schedule:
-    """A schedule for the graph ending in ``outputs`` (a tensor or a list): the anchor op's
-    tuned config when the dispatch context holds one, else its default."""
+    """A schedule for the graph ending in ``outputs`` (a tensor or a list): each anchor op's
+    tuned config when the dispatch context holds one, else its default; the generic
+    schedule for the rest."""
     outs = _outputs(outputs)
     s = create_schedule([t.op for t in outs])
-    anchor = anchor_op(outs, target)
-    if anchor is None:
-        schedule_generic(s, outs, target)
+    anchors = _registered_anchors(s, target)
+    claimed: set = set()
+    if len(anchors) == 1 and not _other_outputs(s, outs, anchors[0]):
+        _apply_op_schedule(s, outs, anchors[0].op, target)
         return s
+    ends = {id(a): _chain_end(s, a) for a in anchors}
+    for a in anchors:
+        end = ends[id(a)]
+        with _as_outputs(s, [ends[id(b)] for b in anchors]):
+            _apply_op_schedule(s, [end.op.output(i) for i in range(end.op.num_outputs)], a.op,
+                               target)
+        claimed |= {id(end)} | {id(st) for st in s._producers_closure(end)}
+    rest = [st for st in _compute_stages(s) if id(st) not in claimed]
+    schedule_generic(s, outs, target, stages=rest)
+    return s
+
+
+def _apply_op_schedule(s, outs, anchor: ComputeOp, target):
     func = op_schedule(ops.tags.anchor_name(anchor.tag), target)
     answer = query_config(target, anchor.attrs.get("workload"))
     if answer is None:
         func(ConfigSpace(), s, outs, anchor)
-        return s
+        return
     space = ConfigSpace()
     func(space, create_schedule([t.op for t in outs]), outs, anchor)
     func(resolve_config(space, answer), s, outs, anchor)
+
+
+def _other_outputs(s, outs, anchor: Stage) -> bool:
+    """Whether some output is not the end of ``anchor``'s chain (so the generic schedule
+    has stages to do as well)."""
+    end = _chain_end(s, anchor)
+    return any(s[t] is not end for t in outs)
+
+
+def _chain_end(s: Schedule, anchor: Stage) -> Stage:
+    """The last stage of the elementwise chain that follows ``anchor``: each link is the
+    only consumer of the previous one and is elementwise, broadcast or injective."""
+    consumers = _direct_consumers(s)
+    st = anchor
+    while not st.is_output:
+        nxt = consumers[id(st)]
+        if len(nxt) != 1 or not ops.tags.is_injective(nxt[0].op.tag):
+            break
+        st = nxt[0]
+    return st
+
+
+@contextlib.contextmanager
+def _as_outputs(s: Schedule, stages):
+    """Treat ``stages`` as outputs inside the block: an op schedule then keeps them at the
+    root (it never inlines the end of another anchor's subgraph into its own loops)."""
+    old = [(st, st.is_output) for st in stages]
+    for st in stages:
+        st.is_output = True
+    try:
+        yield
+    finally:
+        for st, flag in old:
+            st.is_output = flag
+
+
+def _direct_consumers(s: Schedule) -> dict:
+    out: dict = {id(st): [] for st in s.stages}
+    for st in _compute_stages(s):
+        for t in st.op.input_tensors:
+            prod = s[t]
+            if st not in out[id(prod)]:
+                out[id(prod)].append(st)
+    return out
+
+
+# ----------------------------------------------------------------------------- generic
+
+
+def inlinable(st: Stage) -> bool:
+    """Injective stages, and stages that combine reductions pointwise (the division of
+    reduce_mean, the index of argmax): no reduction axis, cheap to recompute."""
+    if st.is_output or not isinstance(st.op, ComputeOp) or st.op.reduce_axis:
+        return False
+    tag = st.op.tag
+    return ops.tags.is_injective(tag) or tag == ops.tags.REDUCE
+
+
+def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu", stages=None) -> Schedule:
+    """Schedule ``stages`` (default: every compute stage) of ``s``: inline the injective
+    ones; on cpu, fuse reductions into their consumer where that is free, and give every
+    root stage parallel outer loops and a contiguous inner loop."""
+    stages = _compute_stages(s) if stages is None else list(stages)
+    for st in stages:
+        if st.attach_type == "root" and inlinable(st):
+            st.compute_inline()
+    if normalize_target(target) != "cpu":
+        return s
+    todo = [st for st in stages if st.attach_type == "root"]
+    mine = {id(st) for st in todo}
+    consumers = effective_consumers(s)
+    attachable = {id(st): _attach_candidate(s, st, consumers, mine) for st in todo}
+    # Consumers that will hold a row reduction: their loops are rows, not vector lanes.
+    hosts = {id(c): "rows" for st in todo for c in [attachable[id(st)]] if c is not None
+             and reduction_layout(s, st) == "inner"}
+    for st in todo:
+        c = attachable[id(st)]
+        if c is not None:
+            hosts.setdefault(id(c), "columns")
+    for st in reversed(todo):  # consumers first: a producer attaches to their final loops
+        spot = None
+        consumer = attachable[id(st)]
+        if consumer is not None:
+            spot = attach_point(s, st, consumer)
+        if spot is not None:
+            st.compute_at(consumer, spot)
+            schedule_inner(st)
+        else:
+            host = hosts.get(id(st))
+            schedule_root(st, row_tile=ROW_TILE if host else 1, rows=host == "rows")
     return s
 
 
-def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu") -> Schedule:
-    """Inline every injective stage that is not an output; parallel outer loops on cpu."""
-    out_ops = {id(t.op) for t in outs}
-    for op in _compute_ops(s):
-        if id(op) not in out_ops and ops.tags.is_injective(op.tag):
-            s[op].compute_inline()
-    if normalize_target(target) == "cpu":
-        for t in outs:
-            axes = s[t].op.axis
-            if len(axes) >= 2:
-                s[t].parallel(axes[0])
-    return s
+def _attach_candidate(s, st: Stage, consumers, mine: set):
+    """The only consumer of ``st`` (a stage this run schedules), when ``st`` is a reduction
+    that could live inside its loops."""
+    if st.is_output or not st.op.reduce_axis:
+        return None
+    cons = consumers[id(st)]
+    if len(cons) != 1 or id(cons[0]) not in mine:
+        return None
+    return cons[0]
+
+
+def effective_consumers(s: Schedule) -> dict:
+    """``{id(stage): [computed stages that read it]}``, looking through inlined stages."""
+    out: dict = {id(st): [] for st in s.stages}
+    for st in _compute_stages(s):
+        if st.attach_type == "inline":
+            continue
+        for prod, _ in effective_loads(s, st):
+            if st not in out[id(prod)]:
+                out[id(prod)].append(st)
+    return out
+
+
+def effective_loads(s: Schedule, st: Stage) -> list:
+    """``[(producer stage, indices)]`` for every load in ``st``'s body once the inlined
+    stages are substituted: indices in ``st``'s own axis variables."""
+    found = []
+
+    def visit(expr, mapping):
+        for node in E.walk(expr):
+            if not isinstance(node, E.TensorLoad):
+                continue
+            idx = tuple(E.substitute(i, mapping) for i in node.indices)
+            prod = s[node.tensor]
+            if prod.attach_type == "inline":
+                inner = dict(zip((iv.var for iv in prod.op.axis), idx))
+                visit(prod.op.body[node.tensor.value_index], inner)
+            else:
+                found.append((prod, idx))
+
+    for b in st.op.body:
+        visit(b, {})
+    return found
+
+
+def leaf_roots(st: Stage) -> dict:
+    """``{leaf IterVar: set of uids of the root axis variables it iterates}``."""
+    roots = {iv: {iv.var.uid} for iv in st.all_iter_vars if iv.dom is not None}
+    for rel in st.relations:
+        if isinstance(rel, Split):
+            roots[rel.outer] = roots[rel.inner] = roots[rel.parent]
+        elif isinstance(rel, Fuse):
+            roots[rel.fused] = roots[rel.outer] | roots[rel.inner]
+    return {lv: roots.get(lv, set()) for lv in st.leaf_iter_vars}
+
+
+def attach_point(s: Schedule, producer: Stage, consumer: Stage):
+    """The leaf of ``consumer`` to compute ``producer`` at without computing any element
+    twice: every loop down to it indexes the producer, none inside it does. None if there
+    is no such loop (compute it at the root)."""
+    used: set = set()
+    for prod, idx in effective_loads(s, consumer):
+        if prod is producer:
+            for i in idx:
+                used |= {v.uid for v in E.free_vars(i)}
+    if used & {iv.var.uid for iv in consumer.op.reduce_axis} or not used:
+        return None
+    roots = leaf_roots(consumer)
+    leaves = consumer.leaf_iter_vars
+    last = max((n for n, lv in enumerate(leaves) if roots[lv] & used), default=None)
+    if last is None or any(not roots[lv] <= used for lv in leaves[: last + 1]):
+        return None
+    if reduction_layout(s, producer) == "outer":
+        # The producer's innermost loop is a data axis: keep a whole vector of it per
+        # attachment rather than one element (which would read its input with a stride).
+        attr = consumer.iter_attrs.get(leaves[last])
+        if attr is not None and attr.kind == "vectorized":
+            last -= 1
+        if last < 0:
+            return None
+    return leaves[last]
+
+
+def reduction_layout(s: Schedule, st: Stage) -> str:
+    """``"inner"`` when the reduced axes are the innermost (contiguous) axis of the largest
+    input the stage reads, ``"outer"`` when that axis is the stage's innermost data axis."""
+    loads = [(p, idx) for p, idx in effective_loads(s, st) if idx]
+    if not loads or not st.op.axis:
+        return "inner"
+    _, idx = max(loads, key=lambda pl: len(pl[1]))
+    last = {v.uid for v in E.free_vars(idx[-1])}
+    reduce_uids = {iv.var.uid for iv in st.op.reduce_axis}
+    if last & reduce_uids or st.op.axis[-1].var.uid not in last:
+        return "inner"
+    return "outer"
+
+
+def _const(extent):
+    return extent.value if isinstance(extent, E.Const) else None
+
+
+def _work(st: Stage):
+    """Output elements x reduction iterations; None when an extent is symbolic."""
+    total = 1
+    for iv in list(st.op.axis) + list(st.op.reduce_axis):
+        n = _const(iv.dom.extent)
+        if n is None:
+            return None
+        total *= n
+    return total
+
+
+def schedule_root(st: Stage, row_tile: int = 1, parallel: bool = True, rows: bool = False):
+    """Loops of a root stage: fused outer data axes (parallel), the reduction loops, then the
+    contiguous axis. ``row_tile`` > 1 splits the fused loop so that each parallel iteration
+    covers that many rows (producers attached to the rows allocate once per tile);
+    ``rows``: the innermost data axis is a row too (a row reduction is computed inside it),
+    not a vector loop."""
+    s = st.schedule
+    data = list(st.op.axis)
+    red = list(st.op.reduce_axis)
+    if (red and reduction_layout(s, st) == "inner") or (rows and len(data) == 1):
+        outer, vec = data, None
+    else:
+        outer, vec = data[:-1], (data[-1] if data else None)
+    if red and vec is not None:
+        st.reorder(*outer, *red, vec)
+    work = _work(st)
+    par = parallel and (work is None or work >= MIN_PARALLEL_WORK)
+    if outer:
+        fused = st.fuse(*outer) if len(outer) > 1 else outer[0]
+        rows = _const(fused.dom.extent) if fused.dom is not None else None
+        if par and row_tile > 1 and (rows is None or rows > row_tile):
+            fused, _ = st.split(fused, factor=row_tile)
+        if par:
+            st.parallel(fused)
+    elif vec is not None and par:
+        n = _const(vec.dom.extent)
+        if n is None or n > CHUNK:
+            chunk, vec = st.split(vec, factor=CHUNK)
+            st.reorder(chunk, *red, vec)
+            st.parallel(chunk)
+    if vec is not None:
+        st.vectorize(vec)
+
+
+def schedule_inner(st: Stage):
+    """Loops of a stage computed inside another's loop: serial, the contiguous axis
+    innermost and vectorized."""
+    data = list(st.op.axis)
+    red = list(st.op.reduce_axis)
+    if not data:
+        return
+    if red and reduction_layout(st.schedule, st) == "outer":
+        st.reorder(*data[:-1], *red, data[-1])
+        st.vectorize(data[-1])
+    elif not red:
+        st.vectorize(data[-1])
+
+
+def vector_width(dtype: str) -> int:
+    """Lanes of one 512-bit register for ``dtype``."""
+    bits = int("".join(c for c in dtype if c.isdigit()) or 32)
+    return max(1, 512 // bits)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is <= ``limit`` (1 at least)."""
+    best = 1
+    for d in range(1, math.isqrt(n) + 1):
+        if n % d == 0:
+            for c in (d, n // d):
+                if c <= limit:
+                    best = max(best, c)
+    return best
