@@ -85,7 +85,7 @@ class Node:
 class Graph:
     """``nodes`` in topological order; ``inputs`` are the values fed at run time (never
     initializers), ``outputs`` the values returned; ``values`` types every value (inputs,
-    initializers, node outputs)."""
+    initializers, node outputs). Node semantics are those of ONNX at ``opset``."""
 
     nodes: tuple
     inputs: tuple
@@ -93,6 +93,7 @@ class Graph:
     values: Mapping
     initializers: Mapping = field(default_factory=dict)
     name: str = "graph"
+    opset: int = 0  # the model's ai.onnx opset: converters read opset-dependent defaults
 
     def __post_init__(self):
         object.__setattr__(self, "nodes", tuple(self.nodes))
@@ -263,7 +264,7 @@ def fuse_nodes(graph: Graph, names: Iterable[str], name: str | None = None,
     touched = set(inputs) | made
     sub = Graph(nodes=members, inputs=inputs, outputs=outputs,
                 values={v: graph.values[v] for v in touched if v in graph.values},
-                name=name or "fused")
+                name=name or "fused", opset=graph.opset)
     fused = Node(FUSED, name or "fused_" + "_".join(names), inputs, outputs, attrs or {},
                  subgraph=sub)
     last = max(k for k, n in enumerate(graph.nodes) if id(n) in inside)

@@ -17,8 +17,9 @@ module         ops
 =============  ================================================================
 """
 
-from . import elemwise, image, layout, nn, norm, pooling, reduce, tags, transform
+from . import elemwise, extra, image, layout, nn, norm, pooling, reduce, tags, transform
 from .elemwise import *  # noqa: F401,F403
+from .extra import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403

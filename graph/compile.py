@@ -1,0 +1,116 @@
+"""``compile``: ONNX model -> ``GraphModule``; ``extract_tasks``: the tuning tasks of a
+model.
+
+    module = graph.compile("resnet18.onnx", target="cpu", tuning_log="resnet18.jsonl")
+    out, = module.run({"input": x})
+    print(module.profile({"input": x}))
+    module.save("resnet18.tetune")          # graph.load("resnet18.tetune") runs it again
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections import OrderedDict
+
+from .convert import lower
+from .executor import GraphModule, build_kernels
+from .ir import Graph
+from .onnx_import import from_onnx
+
+
+def _as_graph(model, input_shapes=None, constants=None) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    return from_onnx(model, input_shapes=input_shapes, constants=constants)
+
+
+def default_passes():
+    """The graph pass pipeline ``compile`` runs by default: ``graph.passes.optimize`` when
+    that package provides it, else none."""
+    try:
+        from .passes import optimize
+    except ImportError:
+        return []
+    return [optimize]
+
+
+def optimize_graph(graph: Graph, target: str, passes="default") -> Graph:
+    """Apply ``passes`` ("default", None for none, or functions ``(graph, target) -> graph``
+    or ``graph -> graph``) in order."""
+    if passes == "default":
+        passes = default_passes()
+    for fn in passes or ():
+        try:
+            graph = fn(graph, target)
+        except TypeError as err:
+            if "positional argument" not in str(err):
+                raise
+            graph = fn(graph)
+    return graph
+
+
+def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | None = None,  # noqa: A001 - TVM's name
+            constants: dict | None = None, passes="default") -> GraphModule:
+    """Compile an ONNX model (ModelProto, bytes, path) or a ``Graph`` for ``target``
+    ("cpu", "python", or a target string with flags).
+
+    With ``tuning_log`` (a path or list of paths) every kernel build uses the best config the
+    log holds for its anchor's workload (``autotune.apply_history_best``); workloads without
+    a record use their default config and are listed in ``module.untuned`` and a warning.
+    ``input_shapes`` / ``constants`` are passed to ``from_onnx``; ``passes`` to
+    ``optimize_graph``.
+    """
+    graph = optimize_graph(_as_graph(model, input_shapes, constants), target, passes)
+    context = contextlib.nullcontext()
+    if tuning_log is not None:
+        from autotune import apply_history_best  # autotune sits above graph's core
+
+        context = apply_history_best(tuning_log)
+    with context:
+        codes, steps, untuned = build_kernels(graph, target)
+    untuned = list(OrderedDict.fromkeys(untuned))
+    if untuned:
+        from schedules.registry import workload_key
+
+        warnings.warn(f"{len(untuned)} workload(s) have no record in the tuning log and use "
+                      "their default config: " + "; ".join(workload_key(w) for w in untuned),
+                      stacklevel=2)
+    return GraphModule(graph, codes, steps, target, tuple(untuned))
+
+
+def extract_tasks(model, target: str = "cpu", input_shapes: dict | None = None,
+                  constants: dict | None = None, passes="default") -> list:
+    """The tuning tasks of a model: one ``autotune.Task`` per distinct anchor workload, in
+    order of first appearance. Each task gets ``task.weight`` (how many nodes of the
+    network run it) and ``task.nodes`` (their names). Anchors whose template is not
+    registered are skipped with a warning."""
+    from autotune import Task
+    from schedules.auto import anchor_op
+    from schedules.registry import workload_key
+    from schedules.space import ConfigError
+
+    graph = optimize_graph(_as_graph(model, input_shapes, constants), target, passes)
+    found: OrderedDict = OrderedDict()
+    for node in graph.nodes:
+        lowered = lower(graph, node)
+        anchor = anchor_op([t for _, t in lowered.results], target)
+        workload = anchor.attrs.get("workload") if anchor is not None else None
+        if workload is None:
+            continue
+        entry = found.setdefault(workload_key(workload), [workload, []])
+        entry[1].append(node.name)
+    tasks, skipped = [], []
+    for workload, nodes in found.values():
+        try:
+            task = Task(workload[0], workload[1:], target)
+        except ConfigError:
+            skipped.append(workload[0])
+            continue
+        task.weight = len(nodes)
+        task.nodes = list(nodes)
+        tasks.append(task)
+    if skipped:
+        warnings.warn(f"no tuning template registered for {sorted(set(skipped))}; those ops "
+                      "are not tunable", stacklevel=2)
+    return tasks
