@@ -48,12 +48,7 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "usage: tetune" in capsys.readouterr().err
 
 
-def test_tune_not_implemented(capsys):
-    assert main(["tune"]) == 2
-    assert "tetune tune: not implemented yet" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("cmd", ["tune", "tune-net", "compile", "run", "bench", "log"])
+@pytest.mark.parametrize("cmd", ["tune-net", "compile", "run", "bench"])
 def test_unimplemented_commands_return_2(cmd, capsys):
     assert main([cmd, "model.onnx", "--target", "cpu"]) == 2
     captured = capsys.readouterr()

@@ -11,14 +11,14 @@ import platform
 import sys
 from typing import Sequence
 
+from . import tune_cmd
+
 # command -> (one-line help, the package that will implement it)
 _PLANNED: dict[str, tuple[str, str]] = {
-    "tune": ("tune one operator's schedule template on this machine", "autotune/"),
     "tune-net": ("extract and tune every task of an ONNX model", "graph/ + autotune/"),
     "compile": ("compile an ONNX model using the best configs from tuning logs", "graph/"),
     "run": ("run a compiled or ONNX model on inputs", "graph/ + runtime/"),
     "bench": ("time a model or operator next to numpy / onnxruntime", "benchmarks/"),
-    "log": ("inspect, filter and distil JSON-lines tuning logs", "autotune/"),
 }
 
 
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("version", help="print tetune, python, numpy and numba versions")
     p.set_defaults(func=_cmd_version)
+
+    tune_cmd.add_tune_parser(sub)
+    tune_cmd.add_log_parser(sub)
 
     for name, (help_text, owner) in _PLANNED.items():
         p = sub.add_parser(
