@@ -120,3 +120,30 @@ def test_measure_option_takes_autotvm_spellings():
         measure_option(runner="rpc")
     with pytest.raises(ValueError, match="repeat must be >= 1"):
         LocalRunner(repeat=0)
+
+
+def test_cpu_candidates_are_built_once_and_loaded_from_the_kernel_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    task = create_task("test_measure_faults", (64,), target="cpu")
+    option = measure_option(LocalBuilder(n_parallel=2, timeout=60),
+                            LocalRunner(number=2, repeat=2, min_repeat_ms=0, timeout=60))
+    with create_measure_batch(task, option) as measure:
+        results = measure(_inputs(task, ["ok", "wrong"], tile=[-1, 8]))
+    assert results[0].error_no == MeasureErrorNo.NO_ERROR, results[0].error_msg
+    assert results[0].extra["cache_hit"]  # the runner loaded what a builder compiled
+    assert results[1].error_no == MeasureErrorNo.WRONG_ANSWER
+    assert list((tmp_path / "cache").rglob("k_*.py"))
+
+
+def test_measuring_refuses_after_the_parent_ran_gnu_openmp(monkeypatch):
+    import numba
+    from numba.np.ufunc import omppool, parallel
+
+    from autotune.measure import _check_fork_safe
+
+    monkeypatch.setattr(parallel, "_is_initialized", True)
+    monkeypatch.setattr(numba, "threading_layer", lambda: "omp")
+    monkeypatch.setattr(omppool, "openmp_vendor", "GNU")
+    with pytest.raises(RuntimeError, match="NUMBA_THREADING_LAYER=workqueue"):
+        _check_fork_safe("cpu -parallel=1")
+    _check_fork_safe("python")  # the python target runs no numba kernel
