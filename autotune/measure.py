@@ -86,7 +86,7 @@ def measure_option(builder=None, runner=None) -> MeasureOption:
     return MeasureOption(builder, runner)
 
 
-def create_measure_batch(task, option: MeasureOption | None = None) -> "MeasureBatch":
+def create_measure_batch(task, option: MeasureOption | None = None) -> MeasureBatch:
     """A callable that measures a list of ``MeasureInput`` of ``task`` and returns their
     ``MeasureResult`` in the same order; ``.n_parallel`` is the number of parallel builds
     (a good batch size). Call ``.close()`` (or use it as a context manager) to stop its
@@ -210,7 +210,7 @@ def _failure(outcome: Outcome, phase: str, build_cost: float, all_cost: float) -
 def _preload_codegen(target: str) -> None:
     # Import numba and the code generator once in the parent, before any worker is forked,
     # so that each worker does not pay for the import again.
-    import runtime  # noqa: F401
+    import runtime
 
     if str(target).split()[0] in ("cpu", "llvm"):
         import runtime.codegen_cpu  # noqa: F401

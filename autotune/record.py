@@ -47,7 +47,7 @@ class LogWarning(UserWarning):
 # ----------------------------------------------------------------------------- environment
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def machine_info() -> dict:
     """This machine as records describe it: LLVM's name for the host CPU and its enabled
     features (what numba compiles for), the CPU model as the OS names it, usable cores."""
@@ -77,11 +77,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def version_info() -> dict:
-    import numba
-
     from importlib import metadata
+
+    import numba
 
     try:
         tetune = metadata.version("tetune")

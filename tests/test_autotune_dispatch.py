@@ -6,8 +6,7 @@ import json
 import pytest
 
 import te
-from autotune import (MeasureErrorNo, MeasureInput, MeasureResult, apply_history_best,
-                      create_task)
+from autotune import MeasureErrorNo, MeasureInput, MeasureResult, apply_history_best, create_task
 from autotune.dispatch import DispatchWarning, default_logs
 from autotune.record import append_records, encode
 from schedules import register_schedule, schedule_for

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 import te
-from autotune import (LocalBuilder, LocalRunner, MeasureErrorNo, MeasureInput, create_task,
-                      measure_option, template)
+from autotune import (
+    LocalBuilder,
+    LocalRunner,
+    MeasureErrorNo,
+    MeasureInput,
+    create_task,
+    measure_option,
+    template,
+)
 from autotune.candidate import mismatch
 from autotune.measure import create_measure_batch
 from schedules import create_schedule, get_config

@@ -10,10 +10,26 @@ import warnings
 import pytest
 
 import te
-from autotune import (MeasureErrorNo, MeasureInput, MeasureResult, create_task, log_to_file,
-                      plot_curve, progress_bar, template)
-from autotune.record import (LogWarning, append_records, decode, encode, load_raw,
-                             load_records, machine_info, pick_best)
+from autotune import (
+    MeasureErrorNo,
+    MeasureInput,
+    MeasureResult,
+    create_task,
+    log_to_file,
+    plot_curve,
+    progress_bar,
+    template,
+)
+from autotune.record import (
+    LogWarning,
+    append_records,
+    decode,
+    encode,
+    load_raw,
+    load_records,
+    machine_info,
+    pick_best,
+)
 from schedules import create_schedule, get_config
 
 
@@ -143,8 +159,8 @@ def test_records_of_unknown_templates_are_skipped_with_one_warning(tmp_path, tas
         records = list(load_records(path))
     assert len(records) == 1
     assert [str(w.message) for w in caught] == [
-        f"{path}:1: records of template 'no_such_template' skipped: no such template is "
-        "registered (import the module that defines it)"]
+        (f"{path}:1: records of template 'no_such_template' skipped: no such template is "
+         "registered (import the module that defines it)")]
     assert len(list(load_raw(path))) == 4  # raw reading needs no template
 
 

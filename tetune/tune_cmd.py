@@ -10,7 +10,6 @@ template (a user's, loaded with ``--import``) can also take its args as JSON (``
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import runpy
