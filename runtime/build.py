@@ -25,7 +25,8 @@ def build(sch, args=None, target: str = "cpu", name: str | None = None) -> Modul
     ``target`` is ``"python"`` (plain CPython, the reference and debug path), ``"cpu"``
     (numba; ``"llvm"`` is accepted as TVM's name) or ``"cuda"``. The cpu target takes flags
     after its name: ``"cpu -fastmath=auto|full|noreassoc|off -parallel=0|1 -max_unroll=N
-    -max_tile=N"`` (see ``runtime.codegen_cpu``).
+    -max_tile=N"`` (see ``runtime.codegen_cpu``); the cuda target ``"cuda -fastmath=0|1"``
+    (see ``runtime.codegen_cuda``; it needs numba-cuda and a GPU, or numba's CUDA simulator).
     """
     if isinstance(sch, Schedule):
         if args is None:
@@ -46,7 +47,9 @@ def build(sch, args=None, target: str = "cpu", name: str | None = None) -> Modul
 
         return build_cpu(func, CpuOptions.parse(flags))
     if target == "cuda":
-        raise BuildError(f"target {target!r} is not available in this version of tetune yet")
+        from .codegen_cuda import CudaOptions, build_cuda
+
+        return build_cuda(func, CudaOptions.parse(flags))
     raise BuildError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
 
 

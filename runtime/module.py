@@ -136,7 +136,11 @@ class Module:
             raise ArgumentError(
                 f"{self.name}: {buf.name} must be C-contiguous; pass np.ascontiguousarray(...)"
             )
-        for dim, (expected, got) in enumerate(zip(buf.shape, arr.shape)):
+        self._check_shape(buf, arr.shape, values)
+
+    def _check_shape(self, buf: ir.Buffer, shape: tuple, values: dict):
+        """Match ``shape`` against the buffer's, learning symbolic extents into ``values``."""
+        for dim, (expected, got) in enumerate(zip(buf.shape, shape)):
             if isinstance(expected, E.Var):
                 seen = values.setdefault(expected, got)
                 if seen != got:
@@ -147,7 +151,7 @@ class Module:
             elif isinstance(expected, E.Const) and expected.value != got:
                 raise ArgumentError(
                     f"{self.name}: {buf.name} must have shape "
-                    f"({', '.join(str(s) for s in buf.shape)}), got {arr.shape}"
+                    f"({', '.join(str(s) for s in buf.shape)}), got {tuple(shape)}"
                 )
 
     def time_evaluator(self, func_name=None, dev=None, number: int = 1, repeat: int = 3,

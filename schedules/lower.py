@@ -11,7 +11,7 @@ from te import arith
 from te import expr as E
 from te.tensor import ComputeOp, PlaceholderOp, Tensor
 
-from . import ir
+from . import gpu, ir
 from .bound import LoopVars, leaf_structure, relaxed_interval, union_region
 from .schedule import Schedule, ScheduleError, Stage
 
@@ -157,16 +157,24 @@ class Lowering:
         self._make_buffers(st, info, [ext for _, ext in region])
 
     def _env(self, st: Stage) -> list:
-        """Leaf variables fixed where ``st`` is computed (its attach point and above)."""
+        """``(variable, thread tag)`` of the leaves fixed where ``st`` is computed (its attach
+        point and above); the tag is "" for a loop not bound to a GPU thread axis."""
         if st.attach_type != "scope":
             return []
         parent = st.attach_stage
         leaves = parent.leaf_iter_vars
         upto = leaves.index(st.attach_ivar)
-        return self._env(parent) + [iv.var for iv in leaves[: upto + 1]]
+        return self._env(parent) + [(iv.var, gpu.tag(parent, iv)) for iv in leaves[: upto + 1]]
+
+    def scope(self, st: Stage) -> str:
+        """The storage scope of ``st``; see ``gpu.implied_scope`` for an attached "global"."""
+        if st.scope != "global" or st.attach_type != "scope":
+            return st.scope
+        return gpu.implied_scope(tag for _, tag in self._env(st))
 
     def _attached_region(self, st: Stage, domain):
-        fixed = {v.uid for v in self._env(st)}
+        scope = self.scope(st)
+        fixed = {v.uid for v, tag in self._env(st) if not gpu.relaxed_in(scope, tag)}
         inside = [c for c in self.consumers[id(st)] if self._inside(c, st)]
         outside = [c.name for c in self.consumers[id(st)] if not self._inside(c, st)]
         if outside:
@@ -217,7 +225,7 @@ class Lowering:
                 continue
             name = st.name if st.op.num_outputs == 1 else f"{st.name}.v{i}"
             strides = _aligned_strides(st, extents)
-            bufs.append(ir.Buffer(name, extents, st.op.output_dtype(i), st.scope, strides))
+            bufs.append(ir.Buffer(name, extents, st.op.output_dtype(i), self.scope(st), strides))
         info.buffers = bufs
 
     # -- expressions ---------------------------------------------------------------------------
@@ -256,21 +264,28 @@ class Lowering:
             if other.attach_type == "scope" and other.attach_stage is st:
                 attached.setdefault(leaves.index(other.attach_ivar) + 1, []).append(other)
         reduce_level = next((n for n, lv in enumerate(leaves) if lv.is_reduce), None)
-        main = self.main_stmt(info)
 
-        def content(p):
-            rest = []
-            if p == reduce_level:
-                rest.append(self.init_stmt(info, leaves[p:], guards_at, p))
-            inner = main if p == len(leaves) else self.loop(st, info, leaves[p], content(p + 1))
-            rest.append(inner)
-            for prod in reversed(attached.get(p, [])):
-                rest = [self.allocated(prod, [self.stage_stmt(prod)] + rest)]
+        def content(p, main):
+            if p < len(leaves) and leaves[p].is_reduce and gpu.tag(st, leaves[p]):
+                rest = [gpu.cross_thread_reduce(self, info, p, lambda ms: content(p + 1, ms))]
+            else:
+                rest = [self.init_stmt(info, leaves[p:], guards_at, p)] if p == reduce_level \
+                    else []
+                inner = main if p == len(leaves) else self.loop(st, info, leaves[p],
+                                                               content(p + 1, main))
+                rest.append(inner)
+            prods = attached.get(p, [])
+            before = gpu.barriers(self, st, p, prods)
+            for k in reversed(range(len(prods) + 1)):
+                if k < len(prods):
+                    rest = [self.allocated(prods[k], [self.stage_stmt(prods[k])] + rest)]
+                if k in before:
+                    rest.insert(0, ir.Barrier())
             body = ir.seq(rest)
             conds = guards_at.get(p)
             return ir.IfThenElse(_conjunction(conds), body) if conds else body
 
-        return content(0)
+        return content(0, self.main_stmt(info))
 
     def allocated(self, st: Stage, stmts: list) -> ir.Stmt:
         body = ir.seq(stmts)
@@ -289,24 +304,27 @@ class Lowering:
         pragmas = tuple(attr.pragmas) if attr else ()
         return ir.For(leaf.var, extent, kind, body, tag, pragmas)
 
-    def main_stmt(self, info: StageInfo) -> ir.Stmt:
+    def main_stmt(self, info: StageInfo, buffers=None, idx=None) -> ir.Stmt:
+        """The stage's statement at the innermost level; into ``buffers[idx]`` if given."""
         st = info.stage
-        idx = tuple(self.loops.simplify(info.values[iv]) for iv in st.op.axis)
+        if idx is None:
+            idx = tuple(self.loops.simplify(info.values[iv]) for iv in st.op.axis)
+        buffers = buffers or info.buffers
         first = info.body[0]
         if not isinstance(first, E.Reduce):
             return ir.seq(
                 ir.Store(buf, idx, self.lower_expr(b, info))
-                for buf, b in zip(info.buffers, info.body)
+                for buf, b in zip(buffers, info.body)
             )
         comm = first.combiner
-        current = [ir.BufferLoad(buf, idx) for buf in info.buffers]
+        current = [ir.BufferLoad(buf, idx) for buf in buffers]
         sources = [self.lower_expr(s, info) for s in first.source]
         combined = [self.loops.simplify(v) for v in comm.combine(current, sources)]
         if len(combined) == 1:
-            stmt = ir.Store(info.buffers[0], idx, combined[0])
+            stmt = ir.Store(buffers[0], idx, combined[0])
         else:
             temps = [E.Var(f"{st.name}_v{i}", v.dtype) for i, v in enumerate(combined)]
-            stmt = ir.seq(ir.Store(b, idx, t) for b, t in zip(info.buffers, temps))
+            stmt = ir.seq(ir.Store(b, idx, t) for b, t in zip(buffers, temps))
             for t, v in reversed(list(zip(temps, combined))):
                 stmt = ir.Let(t, v, stmt)
         cond = self.lower_expr(first.condition, info)

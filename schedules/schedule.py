@@ -240,10 +240,12 @@ class Stage:
             raise ScheduleError(
                 f"bind on stage {self.name}: expected te.thread_axis(...), got {thread_ivar!r}"
             )
-        if isinstance(ivar, E.IterVar) and ivar.is_reduce:
+        if isinstance(ivar, E.IterVar) and ivar.is_reduce and \
+                not thread_ivar.thread_tag.startswith("threadIdx"):
             raise ScheduleError(
                 f"bind on stage {self.name}: binding the reduction axis {ivar.name} to "
-                "threads (cross-thread reduction) is not supported yet"
+                f"{thread_ivar.thread_tag} is not supported; a reduction can be shared by the "
+                "threads of a block (threadIdx), not by blocks or virtual threads"
             )
         attr = self._annotate(ivar, "thread_binding", "bind", thread=thread_ivar.thread_tag)
         attr.thread_tag = thread_ivar.thread_tag

@@ -575,7 +575,7 @@ SCHEDULE_ERRORS = [
     ("parallel a reduction axis", lambda s, t: s[t["C"]].parallel(t["C"].op.reduce_axis[0]),
      r"parallel on stage C: k is a reduction axis"),
     ("bind a reduction axis",
-     lambda s, t: s[t["C"]].bind(t["C"].op.reduce_axis[0], te.thread_axis("threadIdx.x")),
+     lambda s, t: s[t["C"]].bind(t["C"].op.reduce_axis[0], te.thread_axis("blockIdx.x")),
      r"bind on stage C: binding the reduction axis k"),
     ("bind to a non-thread axis",
      lambda s, t: s[t["C"]].bind(t["C"].op.axis[0], t["C"].op.axis[1]),

@@ -1,0 +1,571 @@
+"""The ``"cuda"`` target: loop IR -> Python source with ``@cuda.jit`` kernels -> numba-cuda.
+
+What a built module contains, and why:
+
+* One kernel per root stage (TVM: one per thread-launch region).  A root stage must bind at
+  least one axis to ``blockIdx``/``threadIdx``; the stages attached inside it (shared and local
+  caches, rfactor partials) run in the same kernel.  Root stages are separate kernels because
+  thread blocks cannot wait for each other; the buffers between them are device arrays that
+  the host function allocates.
+* The launch configuration: for each thread tag, the largest extent bound to it (blockIdx
+  extents may be symbolic; the host function computes the grid from the scalar arguments).  A
+  loop bound with a smaller extent than the launch gets a guard.  Threads per block, block
+  dimensions and static shared memory (48 KiB) are checked at build time, the grid at launch.
+* A thread-bound loop becomes ``v = cuda.threadIdx.x``.  A ``vthread`` loop is a serial loop
+  in every thread (virtual threads are interleaved by the compiler, not run by the hardware).
+* Barriers never sit in divergent code: a guard that depends on threadIdx and encloses a
+  barrier is pushed down to the statements that use those thread indices.  So the cooperative
+  loads of a shared tile are not guarded by the consumer's guards: each thread loads its part
+  whatever its own output is (the load has guards of its own).
+* Allocations have constant shapes and are declared at the top of the kernel:
+  ``cuda.shared.array`` / ``cuda.local.array``.  A local buffer indexed only by unrolled loops
+  becomes scalar locals (registers), as on the cpu target (the same analysis); a buffer with
+  ``storage_align`` padding is a flat array indexed through its padded strides.
+* ``unrolled`` and ``vectorized`` loops of constant extent are unrolled in the source.
+* float32 constants are typed module globals, so arithmetic stays in float32 (a bare ``0.5`` is
+  float64 to numba, and fp64 runs at a fraction of the fp32 rate on most GPUs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from schedules import gpu, ir
+from te import arith
+from te import expr as E
+
+from . import cuda_env
+from .codegen_cpu import MAX_UNROLL, _analyse, _Expander, _free_names
+from .codegen_python import PythonSource
+
+MAX_TILE = 128  # elements of a register tile per thread (a thread has at most 255 registers)
+_IGNORED_FLAGS = ("arch", "model", "libs", "keys", "max_num_threads", "thread_warp_size",
+                  "max_threads_per_block", "max_shared_memory_per_block", "mcpu", "mattr",
+                  "mtriple", "opt_level")
+
+
+def _build_error(message: str):
+    from .build import BuildError
+
+    return BuildError(message)
+
+
+@dataclass
+class CudaOptions:
+    """Knobs of the cuda target: ``build(..., target="cuda -fastmath=1 -max_unroll=512")``."""
+
+    fastmath: bool = False  # numba-cuda's fastmath: approximate exp/div/sqrt, flush denormals
+    max_unroll: int = MAX_UNROLL
+    max_tile: int = MAX_TILE
+
+    @classmethod
+    def parse(cls, flags: list) -> CudaOptions:
+        """Options from target-string flags such as ``["-fastmath=1"]``."""
+        opts = cls()
+        for flag in flags:
+            key, _, value = flag.lstrip("-").partition("=")
+            key = key.replace("-", "_")
+            if key == "fastmath":
+                opts.fastmath = value.lower() not in ("0", "false", "no", "off")
+            elif key in ("max_unroll", "max_tile"):
+                try:
+                    setattr(opts, key, int(value))
+                except ValueError:
+                    raise _build_error(f"target flag {flag!r}: {key} needs an integer") from None
+            elif key in _IGNORED_FLAGS:
+                continue  # TVM target flags; numba-cuda compiles for the current device
+            else:
+                raise _build_error(f"unknown cuda target flag {flag!r}; known: -fastmath=, "
+                                   "-max_unroll=, -max_tile=")
+        return opts
+
+
+@dataclass
+class Kernel:
+    """One ``@cuda.jit`` function and how it is launched."""
+
+    name: str
+    body: ir.Stmt
+    buffers: list  # the arrays it is passed, in call order
+    scalars: list  # then the scalar parameters it uses
+    grid: tuple  # three expressions of the scalar parameters
+    block: tuple  # three ints
+    hw: dict  # uid of a thread-index Var -> "cuda.threadIdx.x", ...
+    tiles: dict  # uid -> Buffer kept in scalar locals
+    allocs: list  # shared and local arrays, declared at the top
+    shared_bytes: int
+    computes: list  # names of the global buffers it writes (for messages)
+
+
+@dataclass
+class CudaPlan:
+    kernels: list
+    temps: list  # global buffers between kernels, allocated by the host function
+    outputs: set  # uids of the parameter buffers some kernel writes
+    notes: list = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------
+# Passes
+# ------------------------------------------------------------------------------------------
+
+
+def plan(func: ir.PrimFunc, opts: CudaOptions | None = None, limits: dict | None = None):
+    """Split a lowered function into kernels and run the cuda passes on each."""
+    opts = opts or CudaOptions()
+    limits = limits or cuda_env.DEFAULT_LIMITS
+    body, temps = func.body, []
+    while isinstance(body, ir.Allocate):
+        b = body.buffer
+        if b.scope != "global":
+            raise _build_error(
+                f"{func.name}: {b.name} has scope {b.scope!r} but is computed at the root, "
+                "outside every kernel; compute_at it inside the thread block that reads it")
+        temps.append(b)
+        body = body.body
+    roots = list(body.stmts) if isinstance(body, ir.Seq) else [body]
+    notes: list = []
+    kernels = [_plan_kernel(func, n, root, opts, limits, notes) for n, root in enumerate(roots)]
+    params = {b.uid for b in func.params}
+    outputs = {s.buffer.uid for k in kernels for s in ir.walk_stmts(k.body)
+               if isinstance(s, ir.Store) and s.buffer.uid in params}
+    return CudaPlan(kernels, temps, outputs, notes)
+
+
+def _plan_kernel(func, n, root, opts, limits, notes) -> Kernel:
+    computes = sorted({s.buffer.name for s in ir.walk_stmts(root)
+                       if isinstance(s, ir.Store) and s.buffer.scope == "global"})
+    where = f"{func.name}: the kernel of {', '.join(computes) or 'nothing'}"
+    loops = [s for s in ir.walk_stmts(root) if isinstance(s, ir.For)]
+    for s in loops:
+        if s.kind == "parallel":
+            raise _build_error(f"{where}: loop {s.var.name} is 'parallel', a cpu annotation; "
+                               "bind it to a thread axis instead")
+    bound = [s for s in loops if s.kind == "thread_binding"
+             and gpu.thread_kind(s.thread_tag) in ("block", "thread")]
+    if not bound:
+        raise _build_error(
+            f"{where} is not bound to GPU threads: bind its outer axes to thread axes, e.g. "
+            "bx, tx = s[C].split(s[C].fuse(*C.op.axis), factor=64); "
+            "s[C].bind(bx, te.thread_axis('blockIdx.x')); "
+            "s[C].bind(tx, te.thread_axis('threadIdx.x'))")
+    per_tag: dict = {}
+    for s in bound:
+        per_tag.setdefault(s.thread_tag, []).append(s.extent)
+    launch = {tag: _launch_extent(where, tag, exts) for tag, exts in per_tag.items()}
+    block = tuple(arith.const_int(launch.get(f"threadIdx.{d}", E.Const(1, "int32")))
+                  for d in "xyz")
+    grid = tuple(launch.get(f"blockIdx.{d}", E.Const(1, "int32")) for d in "xyz")
+    _check_launch(where, block, grid, limits)
+
+    hw_vars = {tag: E.Var(tag, "int32") for tag in launch}
+    body = _bind_threads(root, hw_vars, launch)
+    unroll, tiles = _analyse(body, opts, notes)
+    body = _KernelExpander(unroll, tiles).visit(body, {}, {v: (0, None)
+                                                           for v in func.scalar_params})
+    body = _uniform_barriers(body, {v.uid for v in hw_vars.values()
+                                    if gpu.thread_kind(v.name) == "thread"}, where)
+    allocs, shared_bytes = _allocations(where, body, tiles)
+    limit = limits["max_shared_memory_per_block"]
+    if shared_bytes > limit:
+        names = ", ".join(f"{b.name} ({_nbytes(b)} B)" for b in allocs if b.scope == "shared")
+        raise _build_error(f"{where}: {shared_bytes} bytes of shared memory per block > the "
+                           f"limit of {limit} ({names}); use smaller tiles")
+    bufs, free_vars = _free_names(body)
+    scalar_uids = {v.uid for v in func.scalar_params}
+    used = {v.uid for v in free_vars} | {v.uid for g in grid for v in E.free_vars(g)}
+    for v in free_vars:
+        if v.uid not in scalar_uids and v.uid not in {h.uid for h in hw_vars.values()}:
+            raise AssertionError(f"{where}: {v.name} is not defined in the kernel")
+    order = {b.uid: i for i, b in enumerate(list(func.params))}
+    bufs = sorted(bufs, key=lambda b: order.get(b.uid, len(order)))
+    scalars = [v for v in func.scalar_params if v.uid in used]
+    hw = {v.uid: f"cuda.{v.name}" for v in hw_vars.values()}
+    return Kernel(f"{func.name}_kernel{n}", body, bufs, scalars, grid, block, hw, tiles,
+                  allocs, shared_bytes, computes)
+
+
+def _launch_extent(where, tag, extents):
+    consts = [arith.const_int(e) for e in extents]
+    if all(c is not None for c in consts):
+        return E.Const(max(consts), "int32")
+    if gpu.thread_kind(tag) == "thread":
+        sym = next(e for e, c in zip(extents, consts) if c is None)
+        raise _build_error(f"{where}: {tag} is bound to a loop of symbolic extent {sym}; "
+                           "thread extents must be constants (split the axis by a constant "
+                           "factor and bind the inner part)")
+    if len({e.key for e in extents}) == 1:
+        return extents[0]
+    raise _build_error(f"{where}: {tag} is bound to loops of different extents "
+                       f"({', '.join(str(e) for e in extents)}); bind it to loops of one extent")
+
+
+def _check_launch(where, block, grid, limits):
+    threads = block[0] * block[1] * block[2]
+    shape = " x ".join(f"threadIdx.{d}={x}" for d, x in zip("xyz", block) if x > 1) or "1"
+    if threads > limits["max_threads_per_block"]:
+        raise _build_error(f"{where}: {threads} threads per block ({shape}) > the limit of "
+                           f"{limits['max_threads_per_block']}; bind smaller extents")
+    for d, x, most in zip("xyz", block, limits["max_block_dim"]):
+        if x > most:
+            raise _build_error(f"{where}: threadIdx.{d} has extent {x} > the limit of {most}")
+    for d, g, most in zip("xyz", grid, limits["max_grid_dim"]):
+        c = arith.const_int(g)
+        if c is not None and c > most:
+            raise _build_error(f"{where}: blockIdx.{d} has extent {c} > the limit of {most}")
+
+
+def _bind_threads(body, hw_vars, launch):
+    """Thread-bound loops become ``Let(v, <thread index>)`` plus a guard where the loop is
+    shorter than the launch; vthread loops become serial, vectorized loops unrolled."""
+
+    def fstmt(s):
+        if not isinstance(s, ir.For):
+            return None
+        if s.kind == "vectorized":
+            return ir.For(s.var, s.extent, "unrolled", s.body, "", s.pragmas)
+        if s.kind != "thread_binding":
+            return None
+        if gpu.thread_kind(s.thread_tag) == "vthread":
+            return ir.For(s.var, s.extent, "serial", s.body, s.thread_tag, s.pragmas)
+        whole = launch[s.thread_tag]
+        inner = s.body
+        if s.extent.key != whole.key:
+            inner = ir.IfThenElse(s.var < s.extent, inner)
+        return ir.Let(s.var, hw_vars[s.thread_tag], inner)
+
+    return ir.rewrite(body, fstmt=fstmt)
+
+
+class _KernelExpander(_Expander):
+    """The cpu target's unroller, without its second copy of a register tile's code for the
+    edge of a non-dividing split: that copy sits in an ``if``, which must not enclose a
+    barrier, and on a GPU the guards it saves are cheap predicated instructions anyway."""
+
+    def specialize(self, alloc, fast, env, bounds):
+        return ir.Allocate(alloc.buffer, fast)
+
+
+def _stmt_vars(s) -> set:
+    return {v.uid for st in ir.walk_stmts(s) for e in st.exprs() for v in E.free_vars(e)}
+
+
+def _has_barrier(s) -> bool:
+    return any(isinstance(x, ir.Barrier) for x in ir.walk_stmts(s))
+
+
+def _uniform_barriers(body, thread_vars: set, where: str):
+    """Push guards that vary across the threads of a block below the barriers they enclose
+    (see the module docstring); then check that no barrier is left in divergent code."""
+    varying = set(thread_vars)
+
+    def varies(e):
+        return any(v.uid in varying for v in E.free_vars(e))
+
+    def push(cond, s):
+        if isinstance(s, ir.Barrier):
+            return s
+        if not _has_barrier(s):
+            cond_vars = {v.uid for v in E.free_vars(cond)} & varying
+            return ir.IfThenElse(cond, s) if _stmt_vars(s) & cond_vars else s
+        if isinstance(s, ir.Seq):
+            return ir.seq([push(cond, k) for k in s.stmts])
+        if isinstance(s, ir.For):
+            return ir.For(s.var, s.extent, s.kind, push(cond, s.body), s.thread_tag, s.pragmas)
+        if isinstance(s, ir.Allocate):
+            return ir.Allocate(s.buffer, push(cond, s.body))
+        if isinstance(s, ir.Let):
+            if varies(s.value):
+                varying.add(s.var.uid)
+            return ir.Let(s.var, s.value, push(cond, s.body))
+        if isinstance(s, ir.IfThenElse):
+            if s.else_case is None and varies(s.condition):
+                return push(E.And(cond, s.condition), s.then_case)
+            other = None if s.else_case is None else push(cond, s.else_case)
+            return ir.IfThenElse(s.condition, push(cond, s.then_case), other)
+        raise AssertionError(f"cannot move a guard into {type(s).__name__}")
+
+    def visit(s):
+        if isinstance(s, ir.Let) and varies(s.value):
+            varying.add(s.var.uid)
+        if isinstance(s, ir.IfThenElse) and varies(s.condition) and _has_barrier(s):
+            if s.else_case is not None:
+                raise _build_error(f"{where}: a barrier in a branch that depends on the thread")
+            return visit(push(s.condition, s.then_case))
+        kids = tuple(visit(k) for k in s.children())
+        return s.rebuild(kids, s.exprs()) if kids else s
+
+    out = visit(body)
+    _check_uniform(out, varying, where)
+    return out
+
+
+def _check_uniform(body, varying: set, where: str):
+    def visit(s, divergent: str):
+        if isinstance(s, ir.Barrier) and divergent:
+            raise _build_error(f"{where}: a barrier (after a shared-memory write) sits in code "
+                               f"that not all threads of a block run ({divergent}); move the "
+                               "shared stage's compute_at out of that loop")
+        if isinstance(s, ir.For) and any(v.uid in varying for v in E.free_vars(s.extent)):
+            divergent = divergent or f"loop {s.var.name} has a per-thread extent"
+        if isinstance(s, ir.IfThenElse) and any(v.uid in varying
+                                                for v in E.free_vars(s.condition)):
+            divergent = divergent or f"if {s.condition}"
+        for k in s.children():
+            visit(k, divergent)
+
+    visit(body, "")
+
+
+def _nbytes(b: ir.Buffer) -> int:
+    return _size(b) * np.dtype(b.dtype).itemsize
+
+
+def _size(b: ir.Buffer) -> int:
+    dims = [arith.const_int(d) for d in b.shape]
+    if b.strides is None:
+        n = 1
+        for d in dims:
+            n *= d
+        return n
+    strides = [arith.const_int(s) for s in b.strides]
+    return 1 + sum((d - 1) * s for d, s in zip(dims, strides))
+
+
+def _allocations(where, body, tiles):
+    allocs, seen = [], set()
+    for s in ir.walk_stmts(body):
+        if not isinstance(s, ir.Allocate) or s.buffer.uid in seen or s.buffer.uid in tiles:
+            continue
+        b = s.buffer
+        seen.add(b.uid)
+        if b.scope not in ("shared", "local"):
+            raise _build_error(
+                f"{where}: {b.name} is computed inside the kernel but has scope {b.scope!r}; "
+                "set_scope('shared') or set_scope('local'), or compute it at the root")
+        consts = [arith.const_int(d) for d in b.shape + (b.strides or ())]
+        if any(c is None for c in consts):
+            dims = ", ".join(str(d) for d in b.shape)
+            raise _build_error(
+                f"{where}: the {b.scope} buffer {b.name} has the symbolic shape [{dims}]; GPU "
+                "buffers need constant shapes (split the axes it covers by constant factors)")
+        allocs.append(b)
+    shared = sum(_nbytes(b) for b in allocs if b.scope == "shared")
+    return allocs, shared
+
+
+# ------------------------------------------------------------------------------------------
+# Source
+# ------------------------------------------------------------------------------------------
+
+
+class CudaSource(PythonSource):
+    """Writes a planned function as a module of ``@cuda.jit`` kernels and a host function."""
+
+    target = "cuda"
+
+    def __init__(self, func: ir.PrimFunc, p: CudaPlan, opts: CudaOptions):
+        super().__init__(func)
+        self.names.taken |= {"cuda", "launch"}
+        if self.fn_name in ("cuda", "launch"):
+            self.fn_name = self.names.get("fn_cuda", func.name)
+        self.plan, self.opts = p, opts
+        self.consts: dict = {}
+        self.const_lines: list = []
+        self.hw: dict = {}
+        self.tiles: dict = {}
+        self.kernel_names = [self.names.get(("kernel", k.name), k.name) for k in p.kernels]
+
+    def var(self, v: E.Var) -> str:
+        return self.hw.get(v.uid) or super().var(v)
+
+    def imports(self) -> list:
+        return ["import math", "", "import numpy as np", "from numba import cuda", "",
+                "from runtime.cuda_module import launch"]
+
+    def intrinsics(self, x: str, dtype: str) -> dict:
+        one = self.const(E.Const(1.0, dtype)) if dtype.startswith("float") else "1"
+        return {
+            "exp": f"math.exp({x})", "log": f"math.log({x})", "sqrt": f"math.sqrt({x})",
+            "rsqrt": f"({one} / math.sqrt({x}))", "tanh": f"math.tanh({x})",
+            "sigmoid": f"({one} / ({one} + math.exp(-({x}))))", "erf": f"math.erf({x})",
+            "floor": f"np.{dtype}(math.floor({x}))", "ceil": f"np.{dtype}(math.ceil({x}))",
+            "round": f"np.{dtype}(round({x}))", "abs": f"abs({x})",
+        }
+
+    def call(self, name: str, args: list, dtype: str) -> str:
+        if name == "power":
+            return f"math.pow({args[0]}, {args[1]})"
+        return super().call(name, args, dtype)
+
+    def const(self, c: E.Const) -> str:
+        v = c.value
+        if not isinstance(v, float) or c.dtype == "float64":
+            return super().const(c)
+        # A typed module global: numba freezes it as a float32 constant.
+        if math.isnan(v):
+            text, tag = "np.nan", "nan"
+        elif v in (float("inf"), float("-inf")):
+            text, tag = ("np.inf", "inf") if v > 0 else ("-np.inf", "minus_inf")
+        else:
+            text = repr(v)
+            tag = text.replace("-", "m").replace(".", "p").replace("+", "")
+        key = ("const", c.dtype, text)
+        name = self.consts.get(key)
+        if name is None:
+            name = self.names.get(key, f"{c.dtype.upper()}_{tag}")
+            self.consts[key] = name
+            self.const_lines.append(f"{name} = np.{c.dtype}({text})")
+        return name
+
+    # -- statements ---------------------------------------------------------------------------
+    def block(self, s, level):
+        n = len(self.lines)
+        self.stmt(s, level)
+        if len(self.lines) == n:
+            self.emit(level, "pass")
+
+    def stmt_For(self, s, level):
+        note = "" if s.kind == "serial" else f"  # {s.kind}"
+        if s.thread_tag:
+            note += f" {s.thread_tag}"
+        self.emit(level, f"for {self.var(s.var)} in range({self.expr(s.extent)}):{note}")
+        self.block(s.body, level + 1)
+
+    def stmt_IfThenElse(self, s, level):
+        self.emit(level, f"if {self.expr(s.condition)}:")
+        self.block(s.then_case, level + 1)
+        if s.else_case is not None:
+            self.emit(level, "else:")
+            self.block(s.else_case, level + 1)
+
+    def stmt_Barrier(self, s, level):
+        self.emit(level, "cuda.syncthreads()")
+
+    def stmt_Allocate(self, s, level):
+        b = s.buffer
+        if b.uid in self.tiles:
+            # Every element gets a value first: numba needs each local defined on all paths.
+            zero = self.expr(E.const(0, b.dtype))
+            for idx in np.ndindex(*[arith.const_int(d) for d in b.shape]):
+                self.emit(level, f"{self.ref(b, [E.Const(i, 'int32') for i in idx])} = {zero}")
+        self.stmt(s.body, level)
+
+    def stmt_Store(self, s, level):
+        self.emit(level, f"{self.ref(s.buffer, s.indices)} = {self.expr(s.value)}")
+
+    def ref(self, b: ir.Buffer, indices) -> str:
+        if b.uid in self.tiles:
+            consts = [arith.const_int(arith.simplify(i)) for i in indices]
+            if any(c is None for c in consts):
+                raise AssertionError(f"register tile {b.name} indexed by "
+                                     f"{[str(i) for i in indices]}")
+            return self.names.get(("tile", b.uid) + tuple(consts),
+                                  self.buf(b) + "".join(f"_{c}" for c in consts))
+        if b.strides is not None:
+            flat = E.Const(0, "int32")
+            for i, st in zip(indices, b.strides):
+                flat = flat + i * st
+            return f"{self.buf(b)}[{self.expr(arith.simplify(flat))}]"
+        return f"{self.buf(b)}[{self.index(indices)}]"
+
+    def _fmt(self, e, prec):
+        if isinstance(e, ir.BufferLoad):
+            return self.ref(e.buffer, e.indices)
+        return super()._fmt(e, prec)
+
+    # -- functions ---------------------------------------------------------------------------
+    def kernel(self, k: Kernel, name: str):
+        self.hw, self.tiles = k.hw, k.tiles
+        params = [self.buf(b) for b in k.buffers] + [self.var(v) for v in k.scalars]
+        fm = "True" if self.opts.fastmath else "False"
+        self.emit(0, f"@cuda.jit(cache=True, fastmath={fm})")
+        self.emit(0, f"def {name}({', '.join(params)}):")
+        grid = ", ".join(self.expr(g) for g in k.grid)
+        self.emit(1, f"# computes {', '.join(k.computes)}; grid ({grid}), block "
+                     f"{k.block}, {k.shared_bytes} bytes of shared memory")
+        for b in k.allocs:
+            if b.strides is None:
+                shape = self.shape_tuple(b.shape)
+            else:
+                shape = str(_size(b))
+            self.emit(1, f"{self.buf(b)} = cuda.{b.scope}.array({shape}, np.{b.dtype})")
+        self.block(k.body, 1)
+        self.hw, self.tiles = {}, {}
+
+    def host(self):
+        f = self.func
+        params = [self.buf(b) for b in f.params] + [self.var(v) for v in f.scalar_params]
+        self.emit(0, f"def {self.fn_name}({', '.join(params)}):")
+        for b in self.plan.temps:
+            self.emit(1, f"{self.buf(b)} = cuda.device_array({self.shape_tuple(b.shape)}, "
+                         f"dtype=np.{b.dtype})")
+        for k, name in zip(self.plan.kernels, self.kernel_names):
+            grid = "(" + ", ".join(self.expr(g) for g in k.grid) + ")"
+            args = [self.buf(b) for b in k.buffers] + [self.var(v) for v in k.scalars]
+            self.emit(1, f"launch({name}, {grid}, {k.block}, {', '.join(args)})")
+
+    def source(self) -> str:
+        self.lines = []
+        for k, name in zip(self.plan.kernels, self.kernel_names):
+            self.kernel(k, name)
+            self.lines += ["", ""]
+        self.host()
+        f = self.func
+        head = [f'"""Generated by tetune (target cuda) from `{_safe(f.name)}`."""', ""]
+        for note in self.plan.notes:
+            head.insert(1, f"# note: {_safe(note)}")
+        consts = ["", ""] + self.const_lines if self.const_lines else []
+        return "\n".join(head + self.imports() + consts + ["", ""] + self.lines) + "\n"
+
+
+def _safe(text: str) -> str:
+    import re
+
+    return re.sub(r"[^\w .,:;=<>()\-+*/]", "_", text, flags=re.ASCII)
+
+
+# ------------------------------------------------------------------------------------------
+# Build
+# ------------------------------------------------------------------------------------------
+
+
+def generate(func: ir.PrimFunc, opts: CudaOptions | None = None, limits: dict | None = None):
+    """``(source, plan, host function name)`` for ``func``; needs no GPU and no numba.cuda."""
+    opts = opts or CudaOptions()
+    p = plan(func, opts, limits)
+    writer = CudaSource(func, p, opts)
+    return writer.source(), p, writer.fn_name, writer.kernel_names
+
+
+def build_cuda(func: ir.PrimFunc, opts: CudaOptions | None = None):
+    """Generate the module, import it through the kernel cache and wrap it in a CudaModule.
+    Kernels compile at their first launch (numba-cuda specializes on the argument types)."""
+    from . import kernel_cache
+    from .cuda_module import CudaModule
+
+    cuda_env.require_gpu()
+    opts = opts or CudaOptions()
+    source, p, fn_name, kernel_names = generate(func, opts, cuda_env.device_limits())
+    t0 = time.perf_counter()
+    try:
+        mod = kernel_cache.load_module(source, func.name, "cuda")
+    except SyntaxError as err:  # a bug of this generator, not of the user's schedule
+        raise _build_error(f"{func.name}: generated source does not parse ({err})") from err
+    module = CudaModule(func, source, getattr(mod, fn_name), p,
+                        [getattr(mod, n) for n in kernel_names])
+    module.build_info = {
+        "import_seconds": time.perf_counter() - t0,
+        "source_path": getattr(mod, "__file__", None),
+        "simulator": cuda_env.simulator_active(),
+        "kernels": [{"name": n, "grid": [str(g) for g in k.grid], "block": list(k.block),
+                     "shared_bytes": k.shared_bytes,
+                     "register_tiles": [b.name for b in k.tiles.values()]}
+                    for n, k in zip(kernel_names, p.kernels)],
+        "notes": list(p.notes),
+    }
+    return module
