@@ -168,7 +168,7 @@ def task_label(task: dict) -> str:
     """A record's task for people: ``matmul(64x32 float32, 32x16 float32)``."""
     parts = []
     for a in task["args"]:
-        if isinstance(a, list) and len(a) == 3 and a[0] == "TENSOR":
+        if isinstance(a, (list, tuple)) and len(a) == 3 and a[0] == "TENSOR":
             parts.append("x".join(str(d) for d in a[1]) + f" {a[2]}")
         else:
             parts.append(json.dumps(a))

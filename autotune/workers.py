@@ -104,7 +104,10 @@ class Worker:
     def submit(self, func, args, timeout: float) -> None:
         """Send a call; collect it with ``collect`` once ``conn`` is readable (or expire it
         with ``expire`` after ``deadline``)."""
-        if self._proc is None or not self._proc.is_alive() or self._calls >= MAX_CALLS_PER_WORKER:
+        # A call still outstanding (its caller was interrupted by Ctrl-C) would answer in
+        # place of this one: such a worker is replaced too.
+        if (self._proc is None or not self._proc.is_alive() or self.deadline != float("inf")
+                or self._calls >= MAX_CALLS_PER_WORKER):
             self.close()
             self._start()
         self._calls += 1
@@ -155,6 +158,7 @@ class Worker:
 
     def close(self) -> None:
         """Stop the process (if any); the next ``submit`` starts a fresh one."""
+        self.deadline = float("inf")
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -20,6 +20,7 @@ from autotune import (
 )
 from autotune.candidate import mismatch
 from autotune.measure import create_measure_batch
+from autotune.workers import Worker
 from schedules import create_schedule, get_config
 
 MODES = ["ok", "segv", "exit", "hang", "raise", "wrong", "bad_lower", "slow"]
@@ -154,3 +155,20 @@ def test_measuring_refuses_after_the_parent_ran_gnu_openmp(monkeypatch):
     with pytest.raises(RuntimeError, match="NUMBA_THREADING_LAYER=workqueue"):
         _check_fork_safe("cpu -parallel=1")
     _check_fork_safe("python")  # the python target runs no numba kernel
+
+
+def _sleep_and_return(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def test_a_worker_never_answers_with_a_stale_reply():
+    worker = Worker()
+    try:
+        worker.submit(_sleep_and_return, (0.3, "stale"), 10)  # its caller gave up (Ctrl-C)
+        assert worker.call(_sleep_and_return, (0, "fresh"), 10).value == "fresh"
+        timed_out = worker.call(_sleep_and_return, (5, "late"), 0.2)
+        assert timed_out.kind == "timeout"
+        assert worker.call(_sleep_and_return, (0, "next"), 10).value == "next"
+    finally:
+        worker.close()

@@ -225,6 +225,7 @@ def _load_imports(imports) -> None:
 
 def cmd_tune(args) -> int:
     import autotune
+    from autotune.record import task_label
     from schedules import list_templates
 
     _load_imports(args.imports)
@@ -253,7 +254,8 @@ def cmd_tune(args) -> int:
                              min_repeat_ms=args.min_repeat_ms, timeout=args.timeout))
     tuner_cls = getattr(tuner_module, TUNERS[args.tuner])
     tuner = tuner_cls(task, seed=args.seed) if args.seed is not None else tuner_cls(task)
-    print(f"tuning {task.name}{list(task.args)} on {task.target}: "
+    label = task_label({"name": task.name, "args": task.args})
+    print(f"tuning {label} on {task.target}: "
           f"{len(task.config_space)} configs, {args.trials} trials with {args.tuner}; "
           f"log {log}", file=sys.stderr)
     tuner.tune(args.trials, option, early_stopping=args.early_stopping,
