@@ -26,6 +26,7 @@ knob with its default.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -134,11 +135,23 @@ _OP_SCHEDULES: dict[tuple[str, str], Callable] = {}
 
 def template(name: str):
     """Register a template function under ``name`` (AutoTVM's ``@autotvm.template``). The
-    decorated function can still be called directly; it then builds its default point."""
+    decorated function can still be called directly: under ``apply_history_best`` it builds
+    the logged best config of workload ``(name, *args)``, otherwise its default point."""
 
     def register(func):
-        _TEMPLATES[name] = Template(name, func)
-        return func
+        tmpl = Template(name, func)
+        _TEMPLATES[name] = tmpl
+
+        @functools.wraps(func)
+        def dispatched(*args):
+            if _config_stack():  # a tuner or another template chose the config already
+                return func(*args)
+            answer = query_config(current_target(), (name, *args))
+            if answer is None:
+                return tmpl.instantiate(args)
+            return tmpl.instantiate(args, resolve_config(tmpl.space(args), answer))
+
+        return dispatched
 
     return register
 
