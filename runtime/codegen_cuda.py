@@ -430,9 +430,8 @@ class CudaSource(PythonSource):
             self.emit(level, "pass")
 
     def stmt_For(self, s, level):
-        note = "" if s.kind == "serial" else f"  # {s.kind}"
-        if s.thread_tag:
-            note += f" {s.thread_tag}"
+        words = ([] if s.kind == "serial" else [s.kind]) + ([s.thread_tag] if s.thread_tag else [])
+        note = f"  # {' '.join(words)}" if words else ""
         self.emit(level, f"for {self.var(s.var)} in range({self.expr(s.extent)}):{note}")
         self.block(s.body, level + 1)
 
