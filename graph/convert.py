@@ -277,10 +277,27 @@ def lower(graph: Graph, node: Node, opset: int | None = None,
             t = _copy(t, f"{sanitize(value, 'v')}_copy")
         seen.add(id(t))
         results.append((value, t))
-    # params in the order of the node's inputs, so equal nodes lower to equal signatures
+    # Only the placeholders the results read are arguments (a converter may look at an
+    # input and not use it, e.g. a reduction over an empty axis). They come in the order of
+    # the node's inputs, so equal nodes lower to equal signatures.
+    read = _placeholders_read([t for _, t in results])
     order = {v: k for k, v in enumerate(node.inputs)}
-    params.sort(key=lambda p: order.get(p[0], len(order)))
+    params = sorted((p for p in params if id(p[1].op) in read),
+                    key=lambda p: order.get(p[0], len(order)))
     return Lowered(params, results)
+
+
+def _placeholders_read(tensors) -> set:
+    seen, found, stack = set(), set(), [t.op for t in tensors]
+    while stack:
+        op = stack.pop()
+        if id(op) in seen:
+            continue
+        seen.add(id(op))
+        if isinstance(op, te.PlaceholderOp):
+            found.add(id(op))
+        stack.extend(t.op for t in op.input_tensors)
+    return found
 
 
 def _copy(t: te.Tensor, name: str) -> te.Tensor:

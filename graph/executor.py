@@ -198,7 +198,8 @@ def _allocate(graph: Graph) -> dict:
     buffers = {}
     for name, ty in graph.values.items():
         if name in graph.initializers:
-            buffers[name] = np.ascontiguousarray(graph.initializers[name], dtype=ty.dtype)
+            # np.array, not ascontiguousarray: that one turns 0-d arrays into 1-d ones
+            buffers[name] = np.array(graph.initializers[name], dtype=ty.dtype, order="C")
         else:
             buffers[name] = np.zeros(ty.shape, dtype=ty.dtype)
     return buffers

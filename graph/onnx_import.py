@@ -154,9 +154,10 @@ def _check_structure(nodes, graph_inputs, initializers, outputs) -> tuple:
         raise ModelError(f"malformed model: {err}") from None
 
 
-def _fold_set(nodes) -> set:
-    """ids of the nodes to evaluate at import: Constant/Shape/Size, and every node whose
-    outputs a converter needs as a constant (transitively)."""
+def _fold_set(nodes) -> tuple:
+    """(ids of the nodes to evaluate at import, the values needed at compile time): the
+    nodes are Constant/Shape/Size and every node whose outputs a converter needs as a
+    constant (transitively)."""
     needed, fold = set(), set()
     for n in reversed(nodes):
         if any(o in needed for o in n.outputs) or n.op_type in _ALWAYS_FOLDED:
@@ -167,7 +168,7 @@ def _fold_set(nodes) -> set:
         if conv is not None:
             needed.update(n.inputs[i] for i in conv.const_inputs
                           if i < len(n.inputs) and n.inputs[i])
-    return fold
+    return fold, needed
 
 
 def _infer(proto) -> dict:
@@ -240,7 +241,12 @@ def from_onnx(model, input_shapes: dict | None = None, constants: dict | None = 
     nodes, protos = _nodes(g)
     order = _check_structure(nodes, [vi.name for vi in g.input], inits, outputs)
 
-    fold = _fold_set(order)
+    fold, needed = _fold_set(order)
+    fed = sorted(v for v in needed if v in inputs)
+    if fed:
+        raise DynamicShapeError(
+            f"the graph input(s) {', '.join(map(repr, fed))} must be known at compile time "
+            "(they give a shape, axes or sizes); pass their values with constants=", fed)
     unsupported: dict = {}
     for n in order:
         if id(n) not in fold and get_converter(n.op_type) is None:

@@ -141,12 +141,10 @@ def _max_pool(ctx):
     x = ctx.input(0)
     xs, kernel, strides, dilations, lo, hi, ceil = _pool_args(ctx)
     with_indices = ctx.wants_output(1)
-    if with_indices:
-        ctx.check(int(ctx.attr("storage_order", 0)) == 0,
-                  "storage_order=1 (column-major indices) is not supported")
     if len(xs) == 4 and not with_indices and _pads_fit(kernel, dilations, lo, hi):
         return O.max_pool2d(x, kernel, strides, (lo[0], lo[1], hi[0], hi[1]), dilations, ceil)
-    out = O.max_pool_nd(x, kernel, strides, lo, hi, dilations, ceil, with_indices)
+    out = O.max_pool_nd(x, kernel, strides, lo, hi, dilations, ceil, with_indices,
+                        column_major=bool(ctx.attr("storage_order", 0)))
     return list(out) if with_indices else out
 
 

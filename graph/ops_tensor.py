@@ -258,7 +258,10 @@ def _resize(ctx):
 # -- reductions ------------------------------------------------------------------------------
 
 
-def _reduce(fn):
+def _reduce(fn, identity=None):
+    """A Reduce* converter; ``identity(dtype)`` is the value of a reduction over nothing
+    (ONNX's, e.g. -inf for ReduceMax, which te's finite identities do not give)."""
+
     def convert(ctx):
         x = ctx.input(0)
         keepdims = bool(ctx.attr("keepdims", 1))
@@ -267,6 +270,15 @@ def _reduce(fn):
             if int(ctx.attr("noop_with_empty_axes", 0)):
                 return x
             axes = None
+        shape = list(ctx.type(0).shape)
+        axes_n = [a + len(shape) if a < 0 else a for a in (axes or range(len(shape)))]
+        if identity is not None and any(shape[a] == 0 for a in axes_n):
+            out = [1 if a in axes_n else d for a, d in enumerate(shape)
+                   if keepdims or a not in axes_n]
+            return O.full(out, identity(x.dtype), x.dtype)
+        if x.dtype == "bool" and fn in (O.reduce_max, O.reduce_min):  # any / all
+            return O.cast(fn(O.cast(x, "uint8"), None if axes is None else tuple(axes),
+                             keepdims), "bool")
         return fn(x, None if axes is None else tuple(axes), keepdims)
 
     return convert
@@ -276,15 +288,34 @@ def _sum_square(x, axes, keepdims):
     return O.reduce_sum(O.multiply(x, x), axes, keepdims)
 
 
-for _op, _fn in {
-    "ReduceSum": O.reduce_sum, "ReduceMean": O.reduce_mean, "ReduceMax": O.reduce_max,
-    "ReduceMin": O.reduce_min, "ReduceProd": O.reduce_prod, "ReduceSumSquare": _sum_square,
-    "ReduceL1": lambda x, a, k: O.reduce_sum(O.abs(x), a, k),
-    "ReduceL2": lambda x, a, k: O.sqrt(_sum_square(x, a, k)),
-    "ReduceLogSum": lambda x, a, k: O.log(O.reduce_sum(x, a, k)),
-    "ReduceLogSumExp": lambda x, a, k: O.log(O.reduce_sum(O.exp(x), a, k)),
+def _extreme(sign: int):
+    def identity(dtype):
+        if dtype == "bool":
+            return sign < 0
+        if np.dtype(dtype).kind == "f":
+            return -sign * np.inf
+        info = np.iinfo(dtype)
+        return info.min if sign > 0 else info.max
+
+    return identity
+
+
+def _value(v):
+    return lambda dtype: v
+
+
+_ZERO, _ONE = _value(0), _value(1)
+for _op, (_fn, _identity) in {
+    "ReduceSum": (O.reduce_sum, _ZERO), "ReduceMean": (O.reduce_mean, _value(np.nan)),
+    "ReduceMax": (O.reduce_max, _extreme(1)), "ReduceMin": (O.reduce_min, _extreme(-1)),
+    "ReduceProd": (O.reduce_prod, _ONE), "ReduceSumSquare": (_sum_square, _ZERO),
+    "ReduceL1": (lambda x, a, k: O.reduce_sum(O.abs(x), a, k), _ZERO),
+    "ReduceL2": (lambda x, a, k: O.sqrt(_sum_square(x, a, k)), _ZERO),
+    "ReduceLogSum": (lambda x, a, k: O.log(O.reduce_sum(x, a, k)), _value(-np.inf)),
+    "ReduceLogSumExp": (lambda x, a, k: O.log(O.reduce_sum(O.exp(x), a, k)),
+                        _value(-np.inf)),
 }.items():
-    converter(_op, const_inputs=(1,))(_reduce(_fn))
+    converter(_op, const_inputs=(1,))(_reduce(_fn, _identity))
 
 
 def _arg(kind: str):

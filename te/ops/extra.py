@@ -219,7 +219,8 @@ def conv_nd(data, weight, stride=1, pads_before=0, pads_after=0, dilation=1,
     rc = reduce_axis((0, cg), name="rc")
     taps = [reduce_axis((0, k), name=f"r{a}") for a, k in enumerate(kernel)]
 
-    def body(nn, oc, *pos):
+    def body(*i):
+        (nn, oc), pos = i[:2], i[2:]
         ic = oc // og * cg + rc if groups > 1 else rc.var
         idx = _window_index(pos, [t.var for t in taps], strides, lo, dilations)
         a = data[(nn, ic, *idx)]
@@ -262,7 +263,8 @@ def conv_transpose_nd(data, weight, stride=1, pads_before=0, pads_after=0, dilat
     rc = reduce_axis((0, cg), name="rc")
     taps = [reduce_axis((0, k), name=f"r{a}") for a, k in enumerate(kernel)]
 
-    def body(nn, oc, *pos):
+    def body(*i):
+        (nn, oc), pos = i[:2], i[2:]
         ic = oc // og * cg + rc if groups > 1 else rc.var
         # output position p takes input i with i * stride + tap * dilation - pad == p
         num = [p + lo[a] - t.var * dilations[a] for a, (p, t) in enumerate(zip(pos, taps))]
@@ -297,10 +299,11 @@ def _pool_geometry(data, kernel, stride, pads_before, pads_after, dilation, ceil
 
 
 def max_pool_nd(data, kernel, stride=1, pads_before=0, pads_after=0, dilation=1,
-                ceil_mode: bool = False, with_indices: bool = False):
+                ceil_mode: bool = False, with_indices: bool = False, column_major: bool = False):
     """The maximum of each window over any number of spatial axes (padding never wins).
-    With ``with_indices`` also the int64 row-major flat index into ``data`` of each maximum
-    (ONNX MaxPool's second output; the first one on ties)."""
+    With ``with_indices`` also the int64 flat index into ``data`` of each maximum (ONNX
+    MaxPool's second output; the first one on ties): row-major, or with ``column_major``
+    (ONNX storage_order=1) column-major over the spatial axes."""
     op = "max_pool"
     shape, kernel, strides, dilations, lo, hi, out, taps = _pool_geometry(
         data, kernel, stride, pads_before, pads_after, dilation, ceil_mode, op)
@@ -323,9 +326,10 @@ def max_pool_nd(data, kernel, stride=1, pads_before=0, pads_after=0, dilation=1,
 
     def pair(*i):
         idx, value, inside = load(i)
-        flat = i[0].astype("int64")
-        for k, v in enumerate([i[1], *idx]):
-            flat = flat * shape[k + 1] + v.astype("int64")
+        flat = i[0].astype("int64") * shape[1] + i[1].astype("int64")
+        spatial = list(enumerate(idx))
+        for k, v in (reversed(spatial) if column_major else spatial):
+            flat = flat * sizes[k] + v.astype("int64")
         return argmax_reducer((flat, value), axis=taps, where=inside)
 
     index, value = stage(out_shape, pair, op, tags.REDUCE, name="max_pool_nd_pair",
