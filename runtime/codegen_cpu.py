@@ -28,10 +28,11 @@ shared/research/numba_codegen.md):
   does not qualify is an ``np.empty`` array, allocated once per thread: constant-shape
   allocations move out of serial loops (to the top of the enclosing ``prange`` body, or of
   the function), never out of a ``prange`` body.
-* fastmath: ``True`` (all flags) unless the kernel has a register tile; then every flag but
-  ``reassoc`` (``NOREASSOC_FASTMATH``), because with ``reassoc`` LLVM vectorizes the
-  reduction loop around the tile instead of the tile (16x the registers, spills, gathers).
-  ``contract`` still gives FMAs.
+* fastmath: ``True`` (all flags) unless the kernel has a register tile of more than one
+  element; then every flag but ``reassoc`` (``NOREASSOC_FASTMATH``), because with ``reassoc``
+  LLVM vectorizes the reduction loop around the tile instead of the tile (16x the registers,
+  spills, gathers).  ``contract`` still gives FMAs.  A one-element tile is a scalar
+  accumulator, whose reduction loop should be vectorized.
 * ``exp, log, tanh, sigmoid, erf`` call ``runtime.fastmath`` (vectorizable polynomials for
   float32, libm for float64); ``sqrt`` is ``np.sqrt``, ``rsqrt`` is ``1 / np.sqrt``.
   float32 constants are written ``np.float32(...)`` so that arithmetic stays in float32.
@@ -581,7 +582,10 @@ def plan(func: ir.PrimFunc, opts: CpuOptions | None = None) -> CpuPlan:
     scalar_uids = {v.uid for v in func.scalar_params}
     body = _hoist_allocations(body, tiles, scalar_uids, has_parallel)
     if opts.fastmath == "auto":
-        fm = set(NOREASSOC_FASTMATH) if tiles else True
+        # A one-element tile is a scalar accumulator (a row maximum or sum): there, LLVM
+        # vectorizing the reduction loop around it is exactly what should happen.
+        fm = set(NOREASSOC_FASTMATH) if any(_prod(_const(d) for d in b.shape) > 1
+                                            for b in tiles.values()) else True
     else:
         fm = {"full": True, "off": False, "noreassoc": set(NOREASSOC_FASTMATH)}[opts.fastmath]
     return CpuPlan(body, tiles, has_parallel, fm, notes)
