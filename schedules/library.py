@@ -79,3 +79,13 @@ def _flop_hint(anchor) -> int:
 
 def _const(extent) -> int:
     return int(extent.value) if isinstance(extent, te.Const) else 0
+
+
+# ---------------------------------------------------------------- te.ops.norm, te.ops.pooling
+# Row normalizations and pools; the workloads are written by te/ops/norm.py and pooling.py.
+
+
+register_op("softmax", te.ops.softmax)
+register_op("log_softmax", te.ops.log_softmax)
+register_op("layer_norm", lambda x, gamma, beta, axis, eps: te.ops.layer_norm(
+    x, gamma, beta, axis=tuple(axis), eps=eps))

@@ -11,7 +11,8 @@ import numbers
 from .. import dtypes, intrin
 from ..errors import TETypeError
 from ..operation import reduce_axis
-from ..reduction import max as max_reducer, sum as sum_reducer
+from ..reduction import max as max_reducer
+from ..reduction import sum as sum_reducer
 from . import tags
 from ._util import (
     as_float,
@@ -23,6 +24,7 @@ from ._util import (
     shape_str,
     stage,
     tensor_arg,
+    workload,
 )
 
 
@@ -59,7 +61,7 @@ def softmax(x, axis: int = -1):
               name="softmax_exp")
     s = _reduced(x, axes, sum_reducer, lambda i: e[i], op, "softmax_sum")
     return stage(x.shape, lambda *i: e[i] / s[_drop(i, axes)], op, tags.anchor(op),
-                 attrs={"axis": axes[0]})
+                 attrs={"axis": axes[0], "workload": workload(op, x, axes[0])})
 
 
 def log_softmax(x, axis: int = -1):
@@ -71,7 +73,7 @@ def log_softmax(x, axis: int = -1):
     s = _reduced(x, axes, sum_reducer, lambda i: intrin.exp(x[i] - m[_drop(i, axes)]), op,
                  "log_softmax_sum")
     return stage(x.shape, lambda *i: x[i] - m[_drop(i, axes)] - intrin.log(s[_drop(i, axes)]),
-                 op, tags.anchor(op), attrs={"axis": axes[0]})
+                 op, tags.anchor(op), attrs={"axis": axes[0], "workload": workload(op, x, axes[0])})
 
 
 def _param(t, name: str, shape, dtype: str, op: str):
@@ -119,7 +121,9 @@ def layer_norm(x, gamma=None, beta=None, axis=-1, eps: float = 1e-5):
             out = out + beta[inner]
         return out
 
-    return stage(x.shape, body, op, tags.anchor(op), attrs={"axis": axes, "eps": eps})
+    return stage(x.shape, body, op, tags.anchor(op),
+                 attrs={"axis": axes, "eps": eps,
+                        "workload": workload(op, x, gamma, beta, axes, float(eps))})
 
 
 def batch_norm_inference(x, mean, var, gamma=None, beta=None, eps: float = 1e-5, axis: int = 1):
@@ -147,4 +151,4 @@ def batch_norm_inference(x, mean, var, gamma=None, beta=None, eps: float = 1e-5,
     return stage(x.shape, body, op, tags.BROADCAST, attrs={"axis": axis, "eps": eps})
 
 
-__all__ = ["softmax", "log_softmax", "layer_norm", "batch_norm_inference"]
+__all__ = ["batch_norm_inference", "layer_norm", "log_softmax", "softmax"]
