@@ -430,12 +430,15 @@ class ConfigSpace:
     # -- points
     def point_to_knobs(self, index: int) -> list[int]:
         """The entity index of every knob at point ``index`` (the first knob varies fastest)."""
-        if not 0 <= index < len(self):
-            raise ConfigError(f"config index {index} out of range (space has {len(self)})")
+        # Tuners decode points in their inner loops: the range check falls out of the
+        # decoding (a quotient left over) instead of a product over all knobs first.
+        rest = index
         out = []
         for knob in self.space_map.values():
-            index, r = divmod(index, len(knob))
+            rest, r = divmod(rest, len(knob.entities))
             out.append(r)
+        if index < 0 or rest:
+            raise ConfigError(f"config index {index} out of range (space has {len(self)})")
         return out
 
     def knobs_to_point(self, choice: Sequence[int]) -> int:
