@@ -15,3 +15,4 @@ from .measure_types import MeasureErrorNo, MeasureInput, MeasureResult
 from .plot import plot_curve
 from .record import load_records, pick_best
 from .task import Task, create_task
+from .tuner import GATuner, GridSearchTuner, RandomTuner, Tuner, XGBTuner

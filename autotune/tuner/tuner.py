@@ -149,20 +149,21 @@ class Tuner:
         """Measure up to ``n_trial`` configs (records resumed by a callback's ``on_start``
         count toward it) and keep the best.
 
-        ``measure_option``: options for ``autotune.measure.create_measure_batch``, or a
-        callable ``measure(inputs) -> results`` used as is (its ``n_parallel`` attribute,
-        if any, sets the batch size). ``early_stopping``: stop after that many trials
+        ``measure_option``: options for ``autotune.measure.create_measure_batch`` (from
+        ``autotune.measure_option``), or a callable ``measure(inputs) -> results`` used as
+        is (its ``n_parallel`` attribute, if any, sets the batch size). ``early_stopping``: stop after that many trials
         without a better config. ``callbacks``: ``cb(tuner, inputs, results)`` after each
         batch; a callback may also have ``on_start(tuner)`` and ``on_end(tuner)``.
         A candidate that fails is a result with an error number, never an exception; on
         Ctrl-C the callbacks' ``on_end`` run and the ``KeyboardInterrupt`` propagates.
         """
+        owned = None  # a measurer made here is closed here (it holds worker processes)
         if callable(measure_option):
             measure = measure_option
         else:
             from ..measure import create_measure_batch
 
-            measure = create_measure_batch(self.task, measure_option)
+            measure = owned = create_measure_batch(self.task, measure_option)
         batch_size = max(1, int(getattr(measure, "n_parallel", 1) or 1))
         callbacks = list(callbacks)
         self.n_trial = n_trial
@@ -201,6 +202,8 @@ class Tuner:
             for cb in callbacks:
                 if hasattr(cb, "on_end"):
                     cb.on_end(self)
+            if owned is not None and hasattr(owned, "close"):
+                owned.close()
             log.debug("tuning %s: %d trials in %.1f s", self.task.name,
                       self.trials_done - start, time.perf_counter() - t0)
         return self
