@@ -33,3 +33,4 @@ __all__ += [
 ]
 
 from . import cpu  # noqa: E402,F401 - registers the default CPU op schedules
+from . import cuda  # noqa: E402,F401 - registers the CUDA op schedules

@@ -92,7 +92,7 @@ def test_a_loop_bound_shorter_than_the_launch_is_guarded(rng):
     s[C].bind(bo, BX)
     s[C].bind(bi, TX)
     s[B].compute_at(s[C], bo)
-    xo, xi = s[B].split(B.op.axis[0], factor=8)
+    _, xi = s[B].split(B.op.axis[0], factor=8)
     s[B].bind(xi, TX)
     a = random_array(rng, 16)
     b = a + 1
@@ -129,7 +129,7 @@ def shared_matmul(M, N, K, tile=8, threads=4, kt=4, align=None, unroll_out=True)
         s[X].compute_at(s[CL], ko)
         if align:
             s[X].storage_align(s[X].op.axis[0], *align)
-        fo, fi = s[X].split(s[X].fuse(*s[X].op.axis), factor=threads * threads)
+        _, fi = s[X].split(s[X].fuse(*s[X].op.axis), factor=threads * threads)
         t1, t2 = s[X].split(fi, nparts=threads)
         s[X].bind(t1, TY)
         s[X].bind(t2, TX)
@@ -205,7 +205,7 @@ def row_reduce(N, K, threads, reducer="sum", rows_per_block=1, use_rfactor=True)
     B = te.compute((N,), lambda i: fn(A[i, k], axis=k), name="B")
     s = create_schedule(B.op)
     if use_rfactor:  # TVM's rfactor tutorial: per-thread partials, then across threads
-        ko, ki = s[B].split(B.op.reduce_axis[0], factor=threads)
+        _, ki = s[B].split(B.op.reduce_axis[0], factor=threads)
         BF = s.rfactor(B, ki)
         red = s[B].op.reduce_axis[0]
     else:

@@ -1,0 +1,206 @@
+"""The CUDA op schedules (schedules/cuda) in numba's CUDA simulator, against numpy.
+
+Each template runs at a small config (few threads: the simulator runs each CUDA thread as a
+Python thread) on shapes its tiles do not divide.
+"""
+
+import numpy as np
+import pytest
+from conftest import random_array
+from cuda_sim import rerun, simulator  # noqa: F401 - simulator is an autouse fixture
+
+import te
+from runtime import build
+from schedules import ApplyConfig, ConfigSpace, create_schedule, schedule_for
+from schedules.auto import anchor_op
+from schedules.cuda import schedule_generic, schedule_injective
+from schedules.registry import op_schedule
+
+test_in_subprocess = rerun(__file__)
+
+
+def configured(outs, **knobs):
+    """The op schedule of ``outs``' anchor on cuda at its default config with ``knobs``
+    changed; returns the schedule and the config space."""
+    anchor = anchor_op(outs, "cuda")
+    func = op_schedule(te.ops.tags.anchor_name(anchor.tag), "cuda")
+    space = ConfigSpace()
+    func(space, create_schedule([o.op for o in outs]), outs, anchor)
+    cfg = space.from_json({**space.default_config().to_json(), **knobs})
+    s = create_schedule([o.op for o in outs])
+    func(cfg, s, outs, anchor)
+    return s, space
+
+
+def check(outs, inputs, arrays, expected, tol=1e-4, **knobs):
+    outs = outs if isinstance(outs, list) else [outs]
+    s, space = configured(outs, **knobs)
+    f = build(s, inputs + outs, target="cuda")
+    got = np.zeros([int(d.value) for d in outs[0].shape], outs[0].dtype)
+    f(*arrays, got)
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+    return f, space
+
+
+# --- matrix products --------------------------------------------------------------------------
+
+def test_matmul_shared_tiles_and_register_tiles(rng):
+    A, B = te.placeholder((20, 12), name="A"), te.placeholder((12, 24), name="B")
+    a, b = random_array(rng, (20, 12)), random_array(rng, (12, 24))
+    f, space = check(te.ops.matmul(A, B), [A, B], [a, b], a @ b,
+                     tile_y=[-1, 4, 2], tile_x=[-1, 4, 2], tile_k=[-1, 4])
+    assert set(space.space_map) == {"tile_y", "tile_x", "tile_k"}
+    assert f.source.count("cuda.shared.array") == 2
+    assert f.build_info["kernels"][0]["register_tiles"] == ["matmul.local", "A.shared.local",
+                                                            "B.shared.local"]
+
+
+def test_matmul_with_transposed_operands(rng):
+    A, B = te.placeholder((9, 6), name="A"), te.placeholder((10, 9), name="B")
+    a, b = random_array(rng, (9, 6)), random_array(rng, (10, 9))
+    check(te.ops.matmul(A, B, transpose_a=True, transpose_b=True), [A, B], [a, b], a.T @ b.T,
+          tile_y=[-1, 2, 2], tile_x=[-1, 4, 1], tile_k=[-1, 4])
+
+
+def test_dense_with_bias_epilogue(rng):
+    X, W = te.placeholder((6, 12), name="X"), te.placeholder((10, 12), name="W")
+    bias = te.placeholder((10,), name="bias")
+    x, w, b = random_array(rng, (6, 12)), random_array(rng, (10, 12)), random_array(rng, 10)
+    out = te.ops.relu(te.ops.dense(X, W, bias))
+    f, _ = check(out, [X, W, bias], [x, w, b], np.maximum(x @ w.T + b, 0),
+                 tile_y=[-1, 2, 2], tile_x=[-1, 4, 2], tile_k=[-1, 4])
+    assert len(f.plan.kernels) == 1  # the epilogue is fused
+
+
+def test_batch_matmul_binds_the_batch_to_blockIdx_z(rng):
+    A, B = te.placeholder((2, 5, 7), name="A"), te.placeholder((2, 7, 6), name="B")
+    a, b = random_array(rng, (2, 5, 7)), random_array(rng, (2, 7, 6))
+    f, _ = check(te.ops.batch_matmul(A, B), [A, B], [a, b], a @ b,
+                 tile_y=[-1, 2, 2], tile_x=[-1, 2, 2], tile_k=[-1, 4])
+    assert [str(g) for g in f.plan.kernels[0].grid] == ["2", "2", "2"]
+
+
+# --- convolutions and pools -------------------------------------------------------------------
+
+def conv_ref(x, w, pad, stride=1, groups=1):
+    n, _, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+    out = np.zeros((n, o, oh, ow), np.float32)
+    for oc in range(o):
+        g = oc // (o // groups)
+        for r in range(cg):
+            for dy in range(kh):
+                for dx in range(kw):
+                    win = xp[:, g * cg + r, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride]
+                    out[:, oc] += w[oc, r, dy, dx] * win
+    return out
+
+
+def test_conv2d_direct_with_shared_input_and_weight_tiles(rng):
+    X, W = te.placeholder((1, 4, 7, 7), name="data"), te.placeholder((6, 4, 3, 3), name="w")
+    x, w = random_array(rng, (1, 4, 7, 7)), random_array(rng, (6, 4, 3, 3))
+    f, space = check(te.ops.conv2d(X, W, 1, 1), [X, W], [x, w], conv_ref(x, w, 1),
+                     tile_f=[-1, 2, 2], tile_y=[-1, 2, 2], tile_x=[-1, 4, 1], tile_rc=[-1, 2],
+                     tile_ry=[-1, 3], tile_rx=[-1, 1])
+    assert {"tile_f", "tile_y", "tile_x", "tile_rc", "tile_ry", "tile_rx"} <= set(space.space_map)
+    assert f.source.count("cuda.shared.array") == 2
+
+
+def test_depthwise_conv2d_with_stride(rng):
+    X, W = te.placeholder((1, 4, 7, 7), name="data"), te.placeholder((4, 1, 3, 3), name="w")
+    x, w = random_array(rng, (1, 4, 7, 7)), random_array(rng, (4, 1, 3, 3))
+    check(te.ops.conv2d(X, W, 2, 1, groups=4), [X, W], [x, w], conv_ref(x, w, 1, 2, 4),
+          threads=32)
+
+
+def pool_ref(x, k, s, p, fn, fill):
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    oh = (x.shape[2] + 2 * p - k) // s + 1
+    taps = [xp[:, :, dy:dy + s * oh:s, dx:dx + s * oh:s] for dy in range(k) for dx in range(k)]
+    return fn(np.stack(taps), axis=0)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg", "global"])
+def test_pools(rng, kind):
+    X = te.placeholder((1, 3, 7, 7), name="data")
+    x = random_array(rng, (1, 3, 7, 7))
+    if kind == "max":
+        out, ref = te.ops.max_pool2d(X, 3, 2, 1), pool_ref(x, 3, 2, 1, np.max, -np.inf)
+    elif kind == "avg":
+        out, ref = te.ops.avg_pool2d(X, 2, 2, 0), pool_ref(x, 2, 2, 0, np.mean, 0)
+    else:
+        out, ref = te.ops.global_avg_pool2d(X), x.mean((2, 3), keepdims=True)
+    check(out, [X], [x], ref, threads=32)
+
+
+# --- row normalizations -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_softmax_block_reductions(rng, rows):
+    X = te.placeholder((5, 40), name="x")
+    x = random_array(rng, (5, 40))
+    e = np.exp(x - x.max(1, keepdims=True))
+    f, _ = check(te.ops.softmax(X), [X], [x], e / e.sum(1, keepdims=True), threads=32,
+                 rows=rows)
+    assert len(f.plan.kernels) == 1
+    assert f.plan.kernels[0].block == (32, rows, 1)
+
+
+def test_log_softmax(rng):
+    X = te.placeholder((3, 33), name="x")
+    x = random_array(rng, (3, 33))
+    m = x.max(1, keepdims=True)
+    check(te.ops.log_softmax(X), [X], [x], x - m - np.log(np.exp(x - m).sum(1, keepdims=True)),
+          threads=32, rows=1)
+
+
+def test_layer_norm_over_the_last_two_axes(rng):
+    X = te.placeholder((3, 4, 10), name="x")
+    g, b = te.placeholder((4, 10), name="g"), te.placeholder((4, 10), name="b")
+    x, gv, bv = random_array(rng, (3, 4, 10)), random_array(rng, (4, 10)), random_array(rng, (4, 10))
+    mu, var = x.mean((1, 2), keepdims=True), x.var((1, 2), keepdims=True)
+    check(te.ops.layer_norm(X, g, b, axis=1), [X, g, b], [x, gv, bv],
+          (x - mu) / np.sqrt(var + 1e-5) * gv + bv, threads=32, rows=2)
+
+
+# --- fused elementwise, generic, schedule_for -------------------------------------------------
+
+def test_fused_elementwise_chain_is_one_kernel(rng):
+    X = te.placeholder((2, 3, 5), name="x")
+    scale, bias = te.placeholder((3, 1), name="scale"), te.placeholder((3, 1), name="bias")
+    out = te.ops.relu(te.ops.add(te.ops.multiply(X, scale), bias))
+    s = schedule_injective(create_schedule(out.op), [out], num_threads=16)
+    f = build(s, [X, scale, bias, out], target="cuda")
+    x, sc, b = random_array(rng, (2, 3, 5)), random_array(rng, (3, 1)), random_array(rng, (3, 1))
+    got = np.zeros((2, 3, 5), "float32")
+    f(x, sc, b, got)
+    np.testing.assert_allclose(got, np.maximum(x * sc + b, 0), rtol=1e-6)
+    assert len(f.plan.kernels) == 1 and f.plan.kernels[0].block == (16, 1, 1)
+
+
+def test_generic_schedule_binds_reductions(rng):
+    X = te.placeholder((3, 300), name="x")
+    out = te.ops.multiply(te.ops.reduce_sum(X, axis=1), te.const(2.0, "float32"))
+    s = create_schedule(out.op)
+    schedule_generic(s, [out], num_threads=32)
+    f = build(s, [X, out], target="cuda")
+    x = random_array(rng, (3, 300))
+    got = np.zeros(3, "float32")
+    f(x, got)
+    np.testing.assert_allclose(got, x.sum(1) * 2, rtol=1e-4, atol=1e-4)
+
+
+def test_schedule_for_uses_the_cuda_op_schedule_and_a_given_config(rng):
+    X = te.placeholder((4, 24), name="x")
+    out = te.ops.softmax(X)
+    with ApplyConfig({"threads": 32, "rows": 2}):
+        s = schedule_for(out, "cuda")
+    f = build(s, [X, out], target="cuda")
+    x = random_array(rng, (4, 24))
+    got = np.zeros((4, 24), "float32")
+    f(x, got)
+    e = np.exp(x - x.max(1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+    assert f.plan.kernels[0].block == (32, 2, 1)
