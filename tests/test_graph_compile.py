@@ -1,0 +1,287 @@
+"""graph.compile and the executor, against onnxruntime: every supported op in a one-node
+model (python target: no numba compiles), a small network and a fused group on the cpu
+target, save/load, profile, kernel sharing, task extraction and run-time errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto as TP
+from onnx import helper, numpy_helper
+
+import graph
+from graph import testing
+from tests.ops_check import onnx_model
+
+ort = pytest.importorskip("onnxruntime")
+
+R = np.random.default_rng(0)
+
+
+def f(*shape):
+    return R.standard_normal(shape).astype(np.float32)
+
+
+def pos(*shape):
+    return R.uniform(0.5, 2.0, shape).astype(np.float32)
+
+
+def bools(*shape):
+    return R.random(shape) < 0.5
+
+
+def ints(*values):
+    return np.array(values, np.int64)
+
+
+def ort_run(m, feeds):
+    # onnxruntime wants typed outputs; onnx_model leaves them to shape inference
+    m = onnx.shape_inference.infer_shapes(m)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+# (id, op type, graph inputs, initializer inputs (None: omitted), attributes[, outputs])
+OPS = [
+    ("conv", "Conv", [f(1, 3, 9, 9)], [f(4, 3, 3, 3), f(4)], dict(pads=[1, 1, 1, 1],
+                                                                  strides=[2, 2])),
+    ("conv_group", "Conv", [f(1, 4, 6, 6)], [f(4, 2, 3, 3)], dict(group=2, auto_pad="SAME_UPPER")),
+    ("conv_1d", "Conv", [f(1, 2, 10)], [f(3, 2, 3)], dict(dilations=[2])),
+    ("conv_transpose", "ConvTranspose", [f(1, 2, 4, 4)], [f(2, 3, 3, 3), f(3)],
+     dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])),
+    ("batch_norm", "BatchNormalization", [f(2, 3, 4, 4)], [pos(3), f(3), f(3), pos(3)], {}),
+    ("relu", "Relu", [f(3, 4)], [], {}),
+    ("leaky_relu", "LeakyRelu", [f(3, 4)], [], dict(alpha=0.2)),
+    ("prelu", "PRelu", [f(2, 3, 4)], [f(3, 1)], {}),
+    ("sigmoid", "Sigmoid", [f(3, 4)], [], {}),
+    ("tanh", "Tanh", [f(3, 4)], [], {}),
+    ("clip", "Clip", [f(3, 4)], [np.float32(-0.5), np.float32(0.5)], {}),
+    ("elu", "Elu", [f(3, 4)], [], dict(alpha=0.5)),
+    ("selu", "Selu", [f(3, 4)], [], {}),
+    ("hard_sigmoid", "HardSigmoid", [f(3, 4) * 4], [], dict(alpha=0.3, beta=0.4)),
+    ("hard_swish", "HardSwish", [f(3, 4) * 4], [], {}),
+    ("gelu", "Gelu", [f(3, 4)], [], dict(approximate="tanh")),
+    ("erf", "Erf", [f(3, 4)], [], {}),
+    ("softmax", "Softmax", [f(2, 3, 5)], [], dict(axis=1)),
+    ("log_softmax", "LogSoftmax", [f(2, 3, 5)], [], {}),
+    ("lrn", "LRN", [f(1, 5, 3, 3)], [], dict(size=3, alpha=1e-3, beta=0.75, bias=2.0)),
+    ("max_pool", "MaxPool", [f(1, 2, 7, 7)], [], dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                      pads=[1, 1, 1, 1])),
+    ("max_pool_ceil", "MaxPool", [f(1, 2, 6, 6)], [], dict(kernel_shape=[3, 3],
+                                                           strides=[2, 2], ceil_mode=1)),
+    ("avg_pool", "AveragePool", [f(1, 2, 7, 7)], [], dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                          pads=[1, 1, 1, 1])),
+    ("avg_pool_1d", "AveragePool", [f(1, 2, 9)], [], dict(kernel_shape=[3],
+                                                          count_include_pad=1, pads=[1, 1])),
+    ("global_avg_pool", "GlobalAveragePool", [f(1, 3, 4, 5)], [], {}),
+    ("global_max_pool", "GlobalMaxPool", [f(1, 3, 4, 5)], [], {}),
+    ("gemm_dense", "Gemm", [f(3, 5)], [f(4, 5), f(4)], dict(transB=1)),
+    ("gemm_general", "Gemm", [f(5, 3)], [f(5, 4), f(3, 4)], dict(transA=1, alpha=0.5,
+                                                                  beta=2.0)),
+    ("matmul_3d_2d", "MatMul", [f(2, 3, 4)], [f(4, 5)], {}),
+    ("matmul_batch", "MatMul", [f(2, 3, 4), f(2, 4, 5)], [], {}),
+    ("add", "Add", [f(2, 3, 4), f(4)], [], {}),
+    ("sub", "Sub", [f(2, 3, 4), f(3, 1)], [], {}),
+    ("mul", "Mul", [f(2, 3, 4)], [f(1, 4)], {}),
+    ("div", "Div", [f(2, 3), pos(2, 3)], [], {}),
+    ("pow", "Pow", [pos(3, 4), f(3, 4)], [], {}),
+    ("sqrt", "Sqrt", [pos(3, 4)], [], {}),
+    ("reciprocal", "Reciprocal", [pos(3, 4)], [], {}),
+    ("exp", "Exp", [f(3, 4)], [], {}),
+    ("log", "Log", [pos(3, 4)], [], {}),
+    ("abs", "Abs", [f(3, 4)], [], {}),
+    ("neg", "Neg", [f(3, 4)], [], {}),
+    ("min", "Min", [f(3, 4), f(4), f(3, 1)], [], {}),
+    ("max", "Max", [f(3, 4), f(4)], [], {}),
+    ("sum", "Sum", [f(3, 4), f(4), f(3, 4)], [], {}),
+    ("mean", "Mean", [f(3, 4), f(3, 4)], [], {}),
+    ("where", "Where", [bools(3, 4), f(3, 4), f(4)], [], {}),
+    ("equal", "Equal", [ints(1, 2, 3), ints(1, 5, 3)], [], {}),
+    ("less", "Less", [f(3, 4), f(4)], [], {}),
+    ("greater", "Greater", [f(3, 4), f(4)], [], {}),
+    ("not", "Not", [bools(3, 4)], [], {}),
+    ("and", "And", [bools(3, 4), bools(4)], [], {}),
+    ("or", "Or", [bools(3, 4), bools(3, 4)], [], {}),
+    ("cast", "Cast", [f(3, 4) * 10], [], dict(to=TP.INT32)),
+    ("reshape", "Reshape", [f(2, 3, 4)], [ints(4, -1)], {}),
+    ("flatten", "Flatten", [f(2, 3, 4)], [], dict(axis=2)),
+    ("transpose", "Transpose", [f(2, 3, 4)], [], dict(perm=[2, 0, 1])),
+    ("concat", "Concat", [f(2, 3), f(2, 2)], [], dict(axis=1)),
+    ("split", "Split", [f(2, 6)], [ints(2, 4)], dict(axis=1), 2),
+    ("slice", "Slice", [f(5, 6)], [ints(1, -1), ints(4, 0), ints(0, 1), ints(1, -2)], {}),
+    ("gather", "Gather", [f(5, 4)], [np.array([[0, 4], [-1, 2]], np.int64)], {}),
+    ("squeeze", "Squeeze", [f(1, 3, 1)], [ints(0, 2)], {}),
+    ("unsqueeze", "Unsqueeze", [f(3, 4)], [ints(0, 3)], {}),
+    ("expand", "Expand", [f(3, 1)], [ints(2, 3, 4)], {}),
+    ("pad", "Pad", [f(2, 3)], [ints(1, 0, 2, 1), np.float32(1.5)], {}),
+    ("pad_reflect", "Pad", [f(3, 4)], [ints(1, 2, 1, 2)], dict(mode="reflect")),
+    ("resize_linear", "Resize", [f(1, 1, 3, 4)],
+     [None, np.array([1, 1, 2, 1.5], np.float32)], dict(mode="linear")),
+    ("resize_nearest", "Resize", [f(1, 1, 3, 4)], [None, None, ints(1, 1, 5, 7)], {}),
+    ("shape", "Shape", [f(2, 3, 4)], [], {}),
+    ("size", "Size", [f(2, 3, 4)], [], {}),
+    ("constant_of_shape", "ConstantOfShape", [], [ints(2, 3)],
+     dict(value=numpy_helper.from_array(np.array([7], np.float32)))),
+    ("identity", "Identity", [f(3)], [], {}),
+    ("dropout", "Dropout", [f(3, 4)], [], {}),
+    ("reduce_sum", "ReduceSum", [f(3, 4, 5)], [ints(1)], dict(keepdims=0)),
+    ("reduce_mean", "ReduceMean", [f(3, 4, 5)], [ints(0, 2)], {}),
+    ("reduce_max", "ReduceMax", [f(3, 4, 5)], [ints(-1)], {}),
+    ("reduce_min", "ReduceMin", [f(3, 4, 5)], [], dict(keepdims=0)),
+    ("reduce_prod", "ReduceProd", [pos(3, 4)], [ints(1)], {}),
+    ("argmax", "ArgMax", [f(3, 4)], [], dict(axis=1, keepdims=0)),
+    ("layer_norm", "LayerNormalization", [f(2, 3, 4)], [pos(4), f(4)], {}),
+    ("tile", "Tile", [f(2, 3)], [ints(2, 2)], {}),
+    ("range", "Range", [], [np.float32(1), np.float32(4), np.float32(0.5)], {}),
+    ("einsum", "Einsum", [f(2, 3, 4), f(2, 4, 5)], [], dict(equation="bij,bjk->bik")),
+    ("constant", "Constant", [], [], dict(value=numpy_helper.from_array(f(2, 2)))),
+]
+
+
+def test_every_supported_op_has_a_row():
+    covered = {row[1] for row in OPS}
+    extra = {"Floor", "Ceil", "Xor", "LessOrEqual", "GreaterOrEqual", "Softplus", "CastLike",
+             "ArgMin", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum",
+             "ReduceLogSumExp"}  # beyond the issue's list; the ONNX node tests cover them
+    assert set(graph.supported_ops()) - covered == extra
+
+
+@pytest.mark.parametrize("row", OPS, ids=[r[0] for r in OPS])
+def test_op_matches_onnxruntime(row):
+    _, op, arrays, consts, attrs, *n_out = row
+    m = onnx_model(op, arrays, consts, n_out[0] if n_out else 1, **attrs)
+    feeds = {f"x{k}": a for k, a in enumerate(arrays)}
+    got = graph.compile(m, target="python").run(feeds)
+    want = ort_run(m, feeds)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        if w.dtype.kind == "f":
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(g, w)
+
+
+# -- networks on the cpu target ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def block():
+    """A ResNet basic block, compiled once for the cpu target (numba compiles are slow)."""
+    m = testing.resnet_block(channels=8, image=6)
+    return m, graph.compile(m, target="cpu")
+
+
+def test_network_on_cpu_matches_onnxruntime(block):
+    m, module = block
+    feeds = testing.random_inputs(m)
+    (got,) = module.run(feeds)
+    (want,) = ort_run(m, feeds)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert module.target == "cpu" and len(module.codes) <= len(module.steps)
+
+
+def test_save_load_round_trip(block, tmp_path):
+    m, module = block
+    feeds = testing.random_inputs(m, seed=3)
+    module.save(tmp_path / "block.tetune")
+    loaded = graph.load(tmp_path / "block.tetune")
+    assert [s.node for s in loaded.steps] == [s.node for s in module.steps]
+    np.testing.assert_array_equal(loaded.run(feeds)[0], module.run(feeds)[0])
+    with np.load(tmp_path / "block.tetune" / "weights.npz", allow_pickle=False) as npz:
+        assert len(npz.files) >= len(module.graph.initializers)
+
+
+def test_profile_lists_every_node_slowest_first(block):
+    m, module = block
+    table = module.profile(testing.random_inputs(m), runs=2)
+    assert sorted(r.node for r in table) == sorted(n.name for n in module.graph.nodes)
+    assert [r.mean_ms for r in table] == sorted((r.mean_ms for r in table), reverse=True)
+    assert abs(sum(r.percent for r in table) - 100.0) < 1e-6
+    assert "total" in str(table) and table.by_op_type()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="matplotlib"):
+            table.plot()
+
+
+def test_fused_group_runs_as_one_kernel():
+    nodes = [helper.make_node("Add", ["x", "b"], ["s"], name="add"),
+             helper.make_node("Relu", ["s"], ["r"], name="relu"),
+             helper.make_node("Mul", ["r", "x"], ["y"], name="mul")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [4, 8])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, None)],
+                          [numpy_helper.from_array(f(8), "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    fused = graph.fuse_nodes(graph.from_onnx(m), ["add", "relu", "mul"], "add_relu_mul")
+    module = graph.compile(fused, target="cpu", passes=None)
+    assert len(module.steps) == 1 and module.steps[0].op_type == graph.FUSED
+    x = f(4, 8)
+    np.testing.assert_allclose(module.run({"x": x})[0], ort_run(m, {"x": x})[0], rtol=1e-6)
+
+
+# -- kernels, tasks, errors --------------------------------------------------------------------
+
+
+def _twin_relus():
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r1"),
+             helper.make_node("Relu", ["a"], ["b"], name="r2"),
+             helper.make_node("Gemm", ["b", "w"], ["c"], name="g1", transB=1),
+             helper.make_node("Gemm", ["c", "w"], ["y"], name="g2", transB=1)]
+    g = helper.make_graph(nodes, "twins", [helper.make_tensor_value_info("x", TP.FLOAT, [4, 16])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, None)],
+                          [numpy_helper.from_array(f(16, 16), "w")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_equal_nodes_share_a_kernel():
+    module = graph.compile(_twin_relus(), target="python", passes=None)
+    assert len(module.steps) == 4 and len(module.codes) == 2
+    assert module.steps[0].code == module.steps[1].code
+    assert module.steps[0].args != module.steps[1].args
+
+
+def test_extract_tasks_counts_repeated_workloads():
+    tasks = graph.extract_tasks(_twin_relus(), target="cpu", passes=None)
+    if not tasks:
+        pytest.skip("the operator library puts no tuning workloads on dense yet")
+    (dense,) = [t for t in tasks if set(t.nodes) == {"g1", "g2"}]
+    assert dense.weight == 2 and dense.target == "cpu"
+
+
+def test_compile_with_a_tuning_log_names_untuned_workloads(tmp_path):
+    log = tmp_path / "empty.jsonl"
+    log.write_text("")
+    with pytest.warns(UserWarning):
+        module = graph.compile(_twin_relus(), target="python", tuning_log=str(log),
+                               passes=None)
+    if not graph.extract_tasks(_twin_relus(), target="cpu", passes=None):
+        pytest.skip("the operator library puts no tuning workloads on dense yet")
+    assert module.untuned and module.untuned[0][0]
+
+
+def test_run_checks_its_inputs():
+    module = graph.compile(_twin_relus(), target="python", passes=None)
+    with pytest.raises(graph.GraphError, match="missing input.*'x'"):
+        module.run({})
+    with pytest.raises(graph.GraphError, match="'x' must have shape \\(4, 16\\)"):
+        module.run({"x": np.zeros((2, 2), np.float32)})
+    with pytest.raises(graph.GraphError, match="'z' is not an input"):
+        module.run({"x": np.zeros((4, 16), np.float32), "z": 1})
+
+
+def test_load_rejects_a_directory_without_manifest(tmp_path):
+    with pytest.raises(graph.GraphError, match="not a tetune artifact"):
+        graph.load(tmp_path)
+
+
+def test_model_path_and_bytes_compile_alike(tmp_path):
+    m = _twin_relus()
+    path = tmp_path / "twins.onnx"
+    onnx.save(m, path)
+    x = {"x": f(4, 16)}
+    a = graph.compile(path, target="python").run(x)[0]
+    b = graph.compile(m.SerializeToString(), target="python").run(x)[0]
+    np.testing.assert_array_equal(a, b)
