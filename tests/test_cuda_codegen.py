@@ -162,7 +162,7 @@ def test_float32_constants_stay_float32():
     s, args, _ = elementwise()
     source, *_ = generate(lower(s, args))
     assert "FLOAT32_2p0 = np.float32(2.0)" in source
-    assert "A[i_outer * 32 + i_inner] * FLOAT32_2p0" in source
+    assert "A[u64(i_outer * 32 + i_inner)] * FLOAT32_2p0" in source
 
 
 def test_options_parse_tvm_flags():

@@ -49,7 +49,7 @@ def test_matmul_shared_tiles_and_register_tiles(rng):
     a, b = random_array(rng, (20, 12)), random_array(rng, (12, 24))
     f, space = check(te.ops.matmul(A, B), [A, B], [a, b], a @ b,
                      tile_y=[-1, 4, 2], tile_x=[-1, 4, 2], tile_k=[-1, 4])
-    assert set(space.space_map) == {"tile_y", "tile_x", "tile_k"}
+    assert set(space.space_map) == {"tile_y", "tile_x", "tile_k", "unroll_k"}
     assert f.source.count("cuda.shared.array") == 2
     assert f.build_info["kernels"][0]["register_tiles"] == ["matmul.local", "A.shared.local",
                                                             "B.shared.local"]

@@ -14,6 +14,7 @@ Knobs (defaults: a 64x64 block tile, 16x16 threads, 4x4 registers each, k chunks
 ``tile_y``  rows: ``[blocks, threads, registers]``
 ``tile_x``  columns: ``[blocks, threads, registers]``
 ``tile_k``  the reduction: ``[chunks, chunk]`` (each chunk is one shared-memory load)
+``unroll_k`` unroll the steps of a chunk (no loop counter; default on)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def schedule_gemm(cfg, s, outs, anchor):
                      default=DEFAULT_X)
     cfg.define_split("tile_k", kk, num_outputs=2, policy="verbose", max_factor=64,
                      default=DEFAULT_K)
+    cfg.define_knob("unroll_k", [True, False], default=True)
     cfg.add_flop(2 * m * n * kk * _prod(extent(b) for b in batch_axes))
     ty_n = cfg["tile_y"].size[1]
     tx_n = cfg["tile_x"].size[1]
@@ -97,6 +99,8 @@ def schedule_gemm(cfg, s, outs, anchor):
     acc.reorder(*ab, ko, ki, ai, aj)
     acc.unroll(ai)
     acc.unroll(aj)
+    if cfg["unroll_k"].val:
+        acc.unroll(ki)
     for t in shared:
         s[t].compute_at(acc, ko)
         cooperative_fetch(s[t], ty_n, tx_n)
