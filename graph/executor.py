@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+import runtime  # noqa: F401 - first, so numba starts with the runtime's environment
+from schedules.registry import DispatchContext
 
 from .convert import lower, sanitize
 from .errors import GraphError
@@ -99,13 +103,20 @@ class GraphModule:
     """A compiled network: ``run({input_name: array})`` returns the outputs as a list."""
 
     def __init__(self, graph: Graph, codes: list, steps: list, target: str,
-                 untuned: tuple = ()):
+                 untuned: tuple = (), memory_plan=None):
         self.graph = graph
         self.codes = list(codes)
         self.steps = list(steps)
         self.target = target
         self.untuned = tuple(untuned)  # workloads the tuning log had no record for
-        self.buffers = _allocate(graph)
+        if memory_plan is None and len(self.steps) < len(graph.nodes):
+            # nodes without a step are views that a plan elided (a module loaded from an
+            # artifact): the plan is a function of the graph, so it is made again
+            from .passes.memory import plan_memory
+
+            memory_plan = plan_memory(graph)
+        self.memory_plan = memory_plan  # graph.passes.MemoryPlan: shared storage, views
+        self.buffers = _allocate(graph, memory_plan)
         self._calls = [(self.codes[s.code].fn, [self.buffers[v] for v in s.args])
                        for s in self.steps]
 
@@ -194,9 +205,11 @@ class GraphModule:
         save(self, path)
 
 
-def _allocate(graph: Graph) -> dict:
-    buffers = {}
+def _allocate(graph: Graph, plan=None) -> dict:
+    buffers = plan.allocate(graph) if plan is not None else {}
     for name, ty in graph.values.items():
+        if name in buffers:
+            continue
         if name in graph.initializers:
             # np.array, not ascontiguousarray: that one turns 0-d arrays into 1-d ones
             buffers[name] = np.array(graph.initializers[name], dtype=ty.dtype, order="C")
@@ -257,7 +270,7 @@ def build_kernels(graph: Graph, target: str = "cpu"):
             outs = [t for _, t in lowered.results]
             name = _unique(f"k_{sanitize(node.name, 'n', 24)}", names_used)
             t0 = time.perf_counter()
-            s = schedule_for(outs, target)
+            s = _schedule(schedule_for, outs, target, node)
             anchor = anchor_op(outs, target)
             workload = anchor.attrs.get("workload") if anchor is not None else None
             if workload is not None and registry.current_dispatch() is not None \
@@ -278,6 +291,28 @@ def build_kernels(graph: Graph, target: str = "cpu"):
         values = [v for v, _ in lowered.params] + [v for v, _ in lowered.results]
         steps.append(Step(node.name, node.op_type, index, tuple(values[k] for k in perm)))
     return codes, steps, untuned
+
+
+class _Defaults(DispatchContext):
+    """A dispatch context that knows no config: templates use their defaults."""
+
+    def query(self, target, workload):
+        return None
+
+
+def _schedule(schedule_for, outs, target, node):
+    """``schedule_for``; a tuning record that no longer fits its template (a log from an
+    older tetune) is reported and the template's default config used instead."""
+    from schedules.space import ConfigError
+
+    try:
+        return schedule_for(outs, target)
+    except ConfigError as err:
+        warnings.warn(f"node {node.name!r}: the tuning record of its workload does not fit "
+                      f"the current template ({err}); using the default config",
+                      RuntimeWarning, stacklevel=3)
+        with _Defaults():
+            return schedule_for(outs, target)
 
 
 def _unique(name: str, used: set) -> str:

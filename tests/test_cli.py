@@ -49,11 +49,13 @@ def test_no_command_prints_help_and_fails(capsys):
 
 
 @pytest.mark.parametrize("cmd", ["tune-net", "compile", "run", "bench"])
-def test_unimplemented_commands_return_2(cmd, capsys):
-    assert main([cmd, "model.onnx", "--target", "cpu"]) == 2
+def test_network_commands_name_a_missing_model(cmd, capsys, tmp_path):
+    missing = str(tmp_path / "model.onnx")
+    extra = ["--log", str(tmp_path / "log.jsonl")] if cmd == "tune-net" else []
+    assert main([cmd, missing, "--target", "cpu", *extra]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"tetune {cmd}: not implemented yet" in captured.err
+    assert f"tetune {cmd}: error:" in captured.err and "model.onnx" in captured.err
 
 
 def test_python_dash_m_tetune():

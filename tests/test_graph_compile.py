@@ -285,3 +285,37 @@ def test_model_path_and_bytes_compile_alike(tmp_path):
     a = graph.compile(path, target="python").run(x)[0]
     b = graph.compile(m.SerializeToString(), target="python").run(x)[0]
     np.testing.assert_array_equal(a, b)
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_cli_compile_run_bench(tmp_path, capsys):
+    from tetune.cli import main
+
+    m = _twin_relus()
+    onnx.save(m, tmp_path / "twins.onnx")
+    x = f(4, 16)
+    np.save(tmp_path / "x.npy", x)
+    art, out = str(tmp_path / "twins.tetune"), str(tmp_path / "out.npz")
+    assert main(["compile", str(tmp_path / "twins.onnx"), "--target", "python", "-o", art]) == 0
+    assert main(["run", art, "--input", f"x={tmp_path / 'x.npy'}", "-o", out]) == 0
+    with np.load(out) as npz:
+        np.testing.assert_allclose(npz["y"], ort_run(m, {"x": x})[0], rtol=1e-5, atol=1e-5)
+    capsys.readouterr()
+    assert main(["bench", str(tmp_path / "twins.onnx"), "--target", "python", "--runs", "1",
+                 "--threads", "1", "--profile"]) == 0
+    text = capsys.readouterr().out
+    assert "onnxruntime" in text and "agree" in text and "g1" in text
+    assert main(["run", art, "--input", f"nope={tmp_path / 'x.npy'}"]) == 2
+    assert "no input 'nope'" in capsys.readouterr().err
+
+
+def test_cli_tune_net_without_tunable_ops(tmp_path, capsys):
+    from tetune.cli import main
+
+    m = onnx_model("Relu", [f(3, 4)])
+    onnx.save(m, tmp_path / "relu.onnx")
+    assert main(["tune-net", str(tmp_path / "relu.onnx"), "--log",
+                 str(tmp_path / "log.jsonl")]) == 0
+    assert "no tunable task" in capsys.readouterr().out

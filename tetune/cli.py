@@ -11,15 +11,10 @@ import platform
 import sys
 from typing import Sequence
 
-from . import tune_cmd
+from . import net_cmd, tune_cmd
 
 # command -> (one-line help, the package that will implement it)
-_PLANNED: dict[str, tuple[str, str]] = {
-    "tune-net": ("extract and tune every task of an ONNX model", "graph/ + autotune/"),
-    "compile": ("compile an ONNX model using the best configs from tuning logs", "graph/"),
-    "run": ("run a compiled or ONNX model on inputs", "graph/ + runtime/"),
-    "bench": ("time a model or operator next to numpy / onnxruntime", "benchmarks/"),
-}
+_PLANNED: dict[str, tuple[str, str]] = {}
 
 
 def _version(name: str) -> str:
@@ -62,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune_cmd.add_tune_parser(sub)
     tune_cmd.add_log_parser(sub)
+    net_cmd.add_net_parsers(sub)  # compile, run, bench, tune-net
 
     for name, (help_text, owner) in _PLANNED.items():
         p = sub.add_parser(
