@@ -383,8 +383,13 @@ class Schedule:
         self._stage_of[id(new_op)] = stage
 
     # -- primitives that create stages ---------------------------------------------------------
-    def cache_read(self, tensor: Tensor, scope: str, readers):
-        """A copy of ``tensor`` in ``scope`` that ``readers`` read instead of ``tensor``."""
+    def cache_read(self, tensor: Tensor, scope: str, readers, layout=None):
+        """A copy of ``tensor`` in ``scope`` that ``readers`` read instead of ``tensor``.
+
+        ``layout=(src, dst)`` stores the copy in another layout (as ``te.ops.layout_transform``
+        does, zero-padding partial blocks) and rewrites the readers' indices to match: e.g.
+        ``("KN", "NK32n")`` packs B [K, N] into panels [N/32, K, 32], so that the 32 columns a
+        register tile needs are contiguous for every k (array packing)."""
         producer = self[tensor]
         readers = readers if isinstance(readers, (list, tuple)) else [readers]
         reader_stages = [self[r] for r in readers]
@@ -392,23 +397,24 @@ class Schedule:
             raise ScheduleError(f"cache_read of {tensor.name}: give at least one reader")
         from te.operation import compute
 
-        cache = compute(
-            tensor.shape, lambda *idx: tensor[idx], name=f"{producer.name}.{scope}"
-        )
+        name = f"{producer.name}.{scope}"
+        if layout is None:
+            cache = compute(tensor.shape, lambda *idx: tensor[idx], name=name)
+            index = None
+        else:
+            cache, index = _relayout(tensor, layout, name)
         for st in reader_stages:
             if tensor not in st.op.input_tensors:
                 raise ScheduleError(f"cache_read of {tensor.name}: {st.name} does not read it")
-            body = tuple(_replace_loads(b, tensor, cache) for b in st.op.body)
+            body = tuple(_replace_loads(b, tensor, cache, index) for b in st.op.body)
             self._replace_op(st, st.op.with_body(body))
         stage = self._insert_stage(cache.op, None, producer)
         stage.scope = scope
-        self.steps.append(
-            Step(
-                "cache_read", producer.name,
-                {"tensor": tensor.value_index, "scope": scope,
-                 "readers": [st.name for st in reader_stages]},
-            )
-        )
+        args = {"tensor": tensor.value_index, "scope": scope,
+                "readers": [st.name for st in reader_stages]}
+        if layout is not None:
+            args["layout"] = list(layout)
+        self.steps.append(Step("cache_read", producer.name, args))
         return cache
 
     def cache_write(self, tensor, scope: str):
@@ -449,13 +455,42 @@ class Schedule:
         return out
 
 
-def _replace_loads(expr, old: Tensor, new: Tensor):
+def _replace_loads(expr, old: Tensor, new: Tensor, index=None):
+    """Loads of ``old`` become loads of ``new``, at ``index(indices)`` when given."""
     def fn(node):
         if isinstance(node, E.TensorLoad) and node.tensor == old:
-            return E.TensorLoad(new, node.indices)
+            return E.TensorLoad(new, tuple(index(node.indices)) if index else node.indices)
         return None
 
     return E.post_order_rewrite(expr, fn)
+
+
+def _relayout(tensor: Tensor, layout, name: str):
+    """The copy of ``tensor`` in layout ``dst`` and the map from its indices in ``src`` to
+    the copy's indices."""
+    from te.errors import TetuneError as _Error
+    from te.ops.layout import layout_transform, parse_layout
+
+    where = f"cache_read of {tensor.name}"
+    try:
+        src, dst = layout
+        copy = layout_transform(tensor, src, dst)
+        src_axes, dst_axes = parse_layout(src), parse_layout(dst)
+    except (TypeError, ValueError, _Error) as err:
+        raise ScheduleError(f"{where}: layout must be (src, dst) layout strings: {err}") from None
+    src_block = {n: f for n, f in src_axes if f is not None}
+    dst_block = {n: f for n, f in dst_axes if f is not None}
+
+    def index(indices):
+        outer = {n: i for (n, f), i in zip(src_axes, indices) if f is None}
+        inner = {n: i for (n, f), i in zip(src_axes, indices) if f is not None}
+        value = {n: outer[n] * src_block[n] + inner[n] if n in inner else outer[n]
+                 for n in outer}
+        return [value[n] % f if f is not None
+                else (value[n] // dst_block[n] if n in dst_block else value[n])
+                for n, f in dst_axes]
+
+    return copy.op.with_body(copy.op.body, name=name).output(0), index
 
 
 def _unique(name: str, taken: set) -> str:
