@@ -81,6 +81,27 @@ def _const(extent) -> int:
     return int(extent.value) if isinstance(extent, te.Const) else 0
 
 
+# ----------------------------------------------------------------------------- te.ops.nn
+# Matrix products and convolutions. The workloads are written by te/ops/nn.py; dense's does
+# not include the bias (an epilogue stage the schedule fuses, not part of the anchor).
+
+
+def _dense(X, W, out_dtype):
+    return te.ops.dense(X, W, out_dtype=out_dtype)
+
+
+def _conv2d(data, weight, stride, padding, dilation, groups, layout, out_dtype):
+    return te.ops.conv2d(data, weight, stride, padding, dilation, groups, layout, out_dtype)
+
+
+register_op("matmul", te.ops.matmul)
+register_op("dense", _dense)
+register_op("batch_matmul", te.ops.batch_matmul)
+for _kind in ("conv2d_nchw", "group_conv2d_nchw", "depthwise_conv2d_nchw", "conv2d_nchwc",
+              "group_conv2d_nchwc"):
+    register_op(_kind, _conv2d)
+
+
 # ---------------------------------------------------------------- te.ops.norm, te.ops.pooling
 # Row normalizations and pools; the workloads are written by te/ops/norm.py and pooling.py.
 

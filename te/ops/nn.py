@@ -27,6 +27,7 @@ from ._util import (
     shape_str,
     stage,
     tensor_arg,
+    workload,
 )
 from .transform import pad_stage
 
@@ -55,7 +56,9 @@ def matmul(A, B, transpose_a: bool = False, transpose_b: bool = False, out_dtype
         return sum_reducer(cast(a, dtype) * cast(b, dtype), axis=k)
 
     return stage((m, n), body, op, tags.anchor(op),
-                 attrs={"transpose_a": bool(transpose_a), "transpose_b": bool(transpose_b)})
+                 attrs={"transpose_a": bool(transpose_a), "transpose_b": bool(transpose_b),
+                        "workload": workload(op, A, B, bool(transpose_a), bool(transpose_b),
+                                             dtype)})
 
 
 def dense(X, W, bias=None, out_dtype=None):
@@ -73,6 +76,7 @@ def dense(X, W, bias=None, out_dtype=None):
         (X.shape[0], W.shape[0]),
         lambda i, j: sum_reducer(cast(X[i, k], dtype) * cast(W[j, k], dtype), axis=k),
         op, tags.anchor(op),
+        attrs={"workload": workload(op, X, W, dtype)},  # the bias is an epilogue, not in it
     )
     if bias is None:
         return out
@@ -114,7 +118,9 @@ def batch_matmul(A, B, transpose_a: bool = False, transpose_b: bool = False, out
         w = B[batch_index(B, b) + ((j, k) if transpose_b else (k, j))]
         return sum_reducer(cast(a, dtype) * cast(w, dtype), axis=k)
 
-    return stage(tuple(batch) + (m, n), body, op, tags.anchor(op))
+    return stage(tuple(batch) + (m, n), body, op, tags.anchor(op),
+                 attrs={"workload": workload(op, A, B, bool(transpose_a), bool(transpose_b),
+                                             dtype)})
 
 
 def pad2d(padding, op: str) -> tuple:
@@ -178,9 +184,12 @@ def conv2d(data, weight, stride=1, padding=0, dilation=1, groups: int = 1,
     return _conv2d_nchwc(*args, int(m.group(1)))
 
 
-def _conv_attrs(strides, pads, dilations, groups, layout):
+def _conv_attrs(kind, data, weight, strides, pads, dilations, groups, layout, dtype):
+    """The conv attributes, and the workload ``(kind, data, weight, stride, padding,
+    dilation, groups, layout, out_dtype)``: ``conv2d`` of those arguments rebuilds the op."""
     return {"stride": strides, "padding": pads, "dilation": dilations, "groups": groups,
-            "layout": layout}
+            "layout": layout, "workload": workload(kind, data, weight, strides, pads,
+                                                   dilations, groups, layout, dtype)}
 
 
 def _conv_geometry(op, c, cg, o, groups, hw, khw, strides, pads, dilations):
@@ -228,7 +237,8 @@ def _conv2d_nchw(data, weight, strides, pads, dilations, groups, dtype):
     kind = "conv2d_nchw" if groups == 1 else (
         "depthwise_conv2d_nchw" if cg == 1 else "group_conv2d_nchw")
     return stage((n, o, oh, ow), body, op, tags.anchor(kind), name=kind,
-                 attrs=_conv_attrs(strides, pads, dilations, groups, "NCHW"))
+                 attrs=_conv_attrs(kind, data, weight, strides, pads, dilations, groups,
+                                   "NCHW", dtype))
 
 
 def _conv2d_nchwc(data, weight, strides, pads, dilations, groups, dtype, block):
@@ -265,7 +275,8 @@ def _conv2d_nchwc(data, weight, strides, pads, dilations, groups, dtype, block):
         return sum_reducer(cast(a, dtype) * cast(k, dtype), axis=axes)
 
     kind = "conv2d_nchwc" if groups == 1 else "group_conv2d_nchwc"
-    attrs = _conv_attrs(strides, pads, dilations, groups, f"NCHW{block}c")
+    attrs = _conv_attrs(kind, data, weight, strides, pads, dilations, groups,
+                        f"NCHW{block}c", dtype)
     attrs["out_layout"] = f"NCHW{o_blk}c"
     return stage((n, ob, oh, ow, o_blk), body, op, tags.anchor(kind), name=kind, attrs=attrs)
 
