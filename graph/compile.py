@@ -25,33 +25,28 @@ def _as_graph(model, input_shapes=None, constants=None) -> Graph:
     return from_onnx(model, input_shapes=input_shapes, constants=constants)
 
 
-def default_passes():
-    """The graph pass pipeline ``compile`` runs by default: ``graph.passes.optimize`` when
-    that package provides it, else none."""
-    try:
-        from .passes import optimize
-    except ImportError:
-        return []
-    return [optimize]
+def default_passes(target: str = "cpu", level: int = 2) -> list:
+    """The graph pass pipeline ``compile`` runs by default (``graph.passes.default_passes``:
+    folding, simplification, batch-norm folding, CSE, DCE, fusion)."""
+    from .passes import default_passes as pipeline
+
+    return pipeline(target, level)
 
 
-def optimize_graph(graph: Graph, target: str, passes="default") -> Graph:
+def optimize_graph(graph: Graph, target: str, passes="default", report=None) -> Graph:
     """Apply ``passes`` ("default", None for none, or functions ``(graph, target) -> graph``
-    or ``graph -> graph``) in order."""
+    or ``graph -> graph``) in order; what each did goes to ``report`` (a
+    ``graph.passes.PassReport``) when one is given."""
+    from .passes import run_passes
+
     if passes == "default":
-        passes = default_passes()
-    for fn in passes or ():
-        try:
-            graph = fn(graph, target)
-        except TypeError as err:
-            if "positional argument" not in str(err):
-                raise
-            graph = fn(graph)
-    return graph
+        passes = default_passes(target)
+    return run_passes(graph, passes, target, report)
 
 
 def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | None = None,  # noqa: A001 - TVM's name
-            constants: dict | None = None, passes="default") -> GraphModule:
+            constants: dict | None = None, passes="default", memory_plan: bool = True,
+            verbose: bool = False) -> GraphModule:
     """Compile an ONNX model (ModelProto, bytes, path) or a ``Graph`` for ``target``
     ("cpu", "python", or a target string with flags).
 
@@ -59,16 +54,26 @@ def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | No
     log holds for its anchor's workload (``autotune.apply_history_best``); workloads without
     a record use their default config and are listed in ``module.untuned`` and a warning.
     ``input_shapes`` / ``constants`` are passed to ``from_onnx``; ``passes`` to
-    ``optimize_graph``.
+    ``optimize_graph``. ``memory_plan`` shares buffers between values whose lifetimes do
+    not overlap and turns reshapes, contiguous slices and concats into views
+    (``graph.passes.plan_memory``). ``module.pass_report`` tells what each pass did and
+    the memory plan; ``verbose=True`` prints it.
     """
-    graph = optimize_graph(_as_graph(model, input_shapes, constants), target, passes)
+    from .passes import PassReport, plan_memory
+
+    report = PassReport()
+    graph = optimize_graph(_as_graph(model, input_shapes, constants), target, passes, report)
+    plan = report.memory = plan_memory(graph) if memory_plan else None
+    # the nodes a plan elides are views: they get no kernel
+    kernel_graph = graph if plan is None or not plan.elided else graph.replace(
+        nodes=[n for n in graph.nodes if n.name not in plan.elided])
     context = contextlib.nullcontext()
     if tuning_log is not None:
         from autotune import apply_history_best  # autotune sits above graph's core
 
         context = apply_history_best(tuning_log)
     with context:
-        codes, steps, untuned = build_kernels(graph, target)
+        codes, steps, untuned = build_kernels(kernel_graph, target)
     untuned = list(OrderedDict.fromkeys(untuned))
     if untuned:
         from schedules.registry import workload_key
@@ -76,7 +81,11 @@ def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | No
         warnings.warn(f"{len(untuned)} workload(s) have no record in the tuning log and use "
                       "their default config: " + "; ".join(workload_key(w) for w in untuned),
                       stacklevel=2)
-    return GraphModule(graph, codes, steps, target, tuple(untuned))
+    module = GraphModule(graph, codes, steps, target, tuple(untuned), memory_plan=plan)
+    module.pass_report = report
+    if verbose:
+        print(report)
+    return module
 
 
 def extract_tasks(model, target: str = "cpu", input_shapes: dict | None = None,

@@ -163,6 +163,43 @@ def test_op_matches_onnxruntime(row):
             np.testing.assert_array_equal(g, w)
 
 
+def _old(op, opset, attrs, inits=(), outs=("y",)):
+    """A one-node model of an older opset: input x [1, 2, 3, 4], initializers ``inits``."""
+    inits = dict(inits)
+    node = helper.make_node(op, ["x", *inits], list(outs), **attrs)
+    g = helper.make_graph([node], "old", [helper.make_tensor_value_info("x", TP.FLOAT,
+                                                                        [1, 2, 3, 4])],
+                          [helper.make_tensor_value_info(o, TP.FLOAT, None) for o in outs],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=7)
+    return onnx.shape_inference.infer_shapes(m)
+
+
+OLD_OPSETS = [  # attributes that later opsets turned into inputs, and changed defaults
+    ("resize_10", _old("Resize", 10, {"mode": "nearest"},
+                       {"s": np.array([1, 1, 2, 2.5], np.float32)})),
+    ("split_11", _old("Split", 11, {"axis": 3, "split": [1, 3]}, outs=("a", "b"))),
+    ("split_7_equal", _old("Split", 7, {"axis": 3}, outs=("a", "b"))),
+    ("pad_7", _old("Pad", 7, {"pads": [0, 0, 1, 2, 0, 0, 0, 1], "value": 3.0})),
+    ("unsqueeze_11", _old("Unsqueeze", 11, {"axes": [0, 5]})),
+    ("dropout_7", _old("Dropout", 7, {"ratio": 0.3})),
+    ("softmax_7", _old("Softmax", 7, {})),
+    ("reduce_mean_7", _old("ReduceMean", 7, {"axes": [2]})),
+    ("slice_7", _old("Slice", 7, {"starts": [1], "ends": [3], "axes": [3]})),
+    ("batch_norm_7", _old("BatchNormalization", 7, {},
+                          {k: pos(2) for k in ("scale", "b", "mean", "var")})),
+]
+
+
+@pytest.mark.parametrize("m", [m for _, m in OLD_OPSETS], ids=[i for i, _ in OLD_OPSETS])
+def test_older_opsets_match_onnxruntime(m):
+    feeds = {"x": f(1, 2, 3, 4)}
+    got = graph.compile(m, target="python").run(feeds)
+    for g, w in zip(got, ort_run(m, feeds)):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
 # -- networks on the cpu target ----------------------------------------------------------------
 
 
