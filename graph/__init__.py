@@ -18,6 +18,7 @@ from .errors import (
 from .executor import GraphModule, ProfileTable
 from .ir import FUSED, Graph, Node, TensorType, fuse_nodes, toposort
 from .onnx_import import from_onnx, load_model
+from .passes import PassReport, optimize
 
 
 def load(path) -> GraphModule:
