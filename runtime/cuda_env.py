@@ -66,7 +66,7 @@ def enable_simulator() -> bool:
         config.ENABLE_CUDASIM = 1
     try:
         cuda_module()
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to import means "no simulator"
         return False
     return simulator_active()
 
@@ -79,7 +79,7 @@ def require_gpu():
         return cuda
     try:
         ok = cuda.is_available()
-    except Exception as err:  # numba may raise instead of answering on a broken install
+    except Exception as err:  # noqa: BLE001 - numba may raise instead of answering
         ok, detail = False, f"{type(err).__name__}: {err}"
     else:
         detail = _why_unavailable(cuda) if not ok else ""
@@ -92,7 +92,7 @@ def require_gpu():
 def _why_unavailable(cuda) -> str:
     try:
         cuda.current_context()
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - whatever the driver says is the reason
         text = " ".join(str(err).split())
         return f"{type(err).__name__}: {text[:300]}"
     return "numba.cuda.is_available() is False"
@@ -114,7 +114,7 @@ def device_limits() -> dict:
         # (more needs dynamic shared memory and an opt-in), whatever the device offers.
         limits["max_shared_memory_per_block"] = min(
             int(dev.MAX_SHARED_MEMORY_PER_BLOCK), DEFAULT_LIMITS["max_shared_memory_per_block"])
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - a device that cannot say keeps the defaults
         pass
     return limits
 

@@ -136,7 +136,7 @@ def _timed(cuda, fn, args, n: int) -> float:
         fn(*args)
     end.record()
     end.synchronize()
-    return cuda.event_elapsed_time(start, end) / 1e3
+    return start.elapsed_time(end) / 1e3
 
 
 def _describe(arr):
