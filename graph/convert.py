@@ -195,8 +195,8 @@ class Lowered:
         return [t for _, t in self.params] + [t for _, t in self.results]
 
 
-def convert_node(node: Node, opset: int, env: dict, const_of: Callable,
-                 type_of: Callable, tensor_of: Callable) -> list:
+def convert_node(node: Node, opset: int, const_of: Callable, type_of: Callable,
+                 tensor_of: Callable) -> list:
     """Run the converter of ``node``; returns one te tensor per output (None for an output
     name that is empty). Errors name the node."""
     conv = get_converter(node.op_type)
@@ -263,7 +263,7 @@ def lower(graph: Graph, node: Node, opset: int | None = None,
         return found
 
     for n in nodes:
-        outs = convert_node(n, opset, env, const_of, type_of, tensor_of)
+        outs = convert_node(n, opset, const_of, type_of, tensor_of)
         for name, t in zip(n.outputs, outs):
             if name:
                 env[name] = t

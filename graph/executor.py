@@ -215,6 +215,10 @@ def _allocate(graph: Graph, plan=None) -> dict:
             buffers[name] = np.array(graph.initializers[name], dtype=ty.dtype, order="C")
         else:
             buffers[name] = np.zeros(ty.shape, dtype=ty.dtype)
+    for node in graph.nodes:  # a fused group's private constants are kernel arguments too
+        if node.is_fused:
+            for name, arr in node.subgraph.initializers.items():
+                buffers.setdefault(name, np.array(arr, order="C"))
     return buffers
 
 

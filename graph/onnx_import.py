@@ -311,7 +311,7 @@ def from_onnx(model, input_shapes: dict | None = None, constants: dict | None = 
             _fold(n, protos[id(n)], consts, types, opset_imports, producers, inputs)
             continue
         kept.append(n)
-        outs = convert_node(n, opset, {}, consts.get, types.__getitem__, tensor_of)
+        outs = convert_node(n, opset, consts.get, types.__getitem__, tensor_of)
         for value, t in zip(n.outputs, outs):
             if value:
                 types[value] = _checked_type(n, value, t, inferred.get(value))
