@@ -218,7 +218,7 @@ def _allocate(graph: Graph, plan=None) -> dict:
     for node in graph.nodes:  # a fused group's private constants are kernel arguments too
         if node.is_fused:
             for name, arr in node.subgraph.initializers.items():
-                buffers.setdefault(name, np.array(arr, order="C"))
+                buffers[name] = np.array(arr, order="C")
     return buffers
 
 

@@ -259,6 +259,23 @@ def test_fused_group_runs_as_one_kernel():
     np.testing.assert_allclose(module.run({"x": x})[0], ort_run(m, {"x": x})[0], rtol=1e-6)
 
 
+def test_fused_group_with_private_constants():
+    nodes = [helper.make_node("Add", ["x", "b"], ["s"], name="add"),
+             helper.make_node("Relu", ["s"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, None)],
+                          [numpy_helper.from_array(f(3), "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    plain = graph.from_onnx(m)
+    (node,) = graph.fuse_nodes(plain, ["add", "relu"], "grp").nodes
+    b = plain.initializers["b"]
+    sub = node.subgraph.replace(inputs=("x",), initializers={"b": b})
+    fused = plain.replace(nodes=[node.replace(inputs=("x",), subgraph=sub)], initializers={})
+    module = graph.compile(fused.validate(), target="python", passes=None)
+    x = f(2, 3)
+    np.testing.assert_allclose(module.run({"x": x})[0], np.maximum(x + b, 0), rtol=1e-6)
+
+
 # -- kernels, tasks, errors --------------------------------------------------------------------
 
 
