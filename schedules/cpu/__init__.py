@@ -2,4 +2,5 @@
 module registers its op schedules (``register_schedule(anchor, "cpu")``) for
 ``schedule_for`` and the tuning templates of its anchors (``schedules.library``)."""
 
+from . import conv2d, gemm  # noqa: F401
 from . import norm  # noqa: F401

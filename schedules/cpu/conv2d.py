@@ -1,0 +1,270 @@
+"""CPU schedules of ``conv2d``: NCHW (plain, grouped, depthwise) and NCHW{c}c.
+
+Every variant computes a small block of the output in a ``"local"`` register tile that
+accumulates over the whole reduction (channels x kernel window) and is then written out with
+the epilogue applied (bias, relu, residual add: one kernel, the output written once). The
+tile has an unrolled axis and a vectorized one (shared/research/numba_codegen.md, section 3:
+7 output columns x 32 output channels, 14 zmm accumulators, matched onnxruntime):
+
+``conv2d_nchw`` / ``group_conv2d_nchw``
+    tile = ``tile_ow`` columns (unrolled) x ``tile_oc`` channels (vectorized). The weights
+    are packed to ``[O/tile_oc, C/groups, KH, KW, tile_oc]`` so the channel lanes of one tap
+    are contiguous; each input value is a broadcast scalar (the input stays NCHW).
+``depthwise_conv2d_nchw``
+    there is no channel sum to vectorize: tile = ``tile_oc`` channels (unrolled) x
+    ``tile_ow`` columns (vectorized, contiguous input rows at stride 1).
+``conv2d_nchwc`` / ``group_conv2d_nchwc``
+    the layouts already block the channels: tile = ``tile_ow`` columns (unrolled) x the
+    whole output channel block (vectorized); the weights need no packing.
+
+Knobs: ``tile_oc``, ``tile_ow`` (splits; non-dividing sizes leave guarded edge tiles),
+``reduce_order`` (input channels outside or inside the kernel window), ``unroll_kw`` (unroll
+the kernel's width taps), ``pad`` (only with padding: ``"tile"`` computes the padded input
+window of each tile next to it, ``"inline"`` reads the input through a bounds check, ``"root"``
+makes a full padded copy first). The parallel loop is (batch, channel blocks, rows) fused.
+"""
+
+from __future__ import annotations
+
+from te import expr as E
+from te.tensor import ComputeOp
+
+from .. import library  # noqa: F401 - registers the tuning templates of these anchors
+from ..auto import schedule_generic
+from ..registry import register_schedule
+from ._fusion import compute_stages, constant_shape, epilogue_output, extent, inline_injective
+
+OC_TILE, OW_TILE = 32, 7  # numba_codegen.md's best NCHWc tile: 7 columns x 32 channels
+DW_OW_TILE, DW_OC_TILE = 32, 2
+
+
+def _loads(anchor):
+    """(data load, weight load) of the anchor's product."""
+    body = anchor.body[0]
+    loads = [n for n in E.walk(body.source[0]) if isinstance(n, E.TensorLoad)]
+    return loads[0], loads[1]
+
+
+def _divisor_near(n: int, lo: int, hi: int, fallback: int) -> int:
+    """The largest divisor of ``n`` in [lo, hi]; ``fallback`` when there is none."""
+    found = [d for d in range(lo, hi + 1) if n % d == 0]
+    return max(found) if found else fallback
+
+
+def _declare_common(cfg, anchor, has_channel_sum: bool):
+    """The knobs every conv variant has."""
+    kw = extent(anchor.reduce_axis[-1])
+    cfg.define_knob("unroll_kw", [False, True] if kw > 1 else [False], default=False)
+    if has_channel_sum:
+        cfg.define_knob("reduce_order", ["channels_outer", "channels_inner"],
+                        default="channels_outer")
+    if _padded(anchor):
+        cfg.define_knob("pad", ["row", "tile", "root", "inline"], default="row")
+
+
+def _padded(anchor) -> bool:
+    return any(anchor.attrs.get("padding", (0, 0, 0, 0)))
+
+
+def _tile_stages(s, outs, anchor):
+    """(accumulator stage, output stage): the anchor computed into a local tile of the
+    epilogue's output, or into a ``cache_write`` of itself when it is the output."""
+    out = epilogue_output(s, outs, anchor)
+    if out is None:
+        acc = s[s.cache_write(anchor.output(0), "local")]
+        return acc, s[anchor]
+    acc = s[anchor]
+    acc.set_scope("local")
+    return acc, s[out]
+
+
+def _place_pad(cfg, s, anchor, data_load, out_stage, row, tile):
+    """Where the padded input is computed (the ``pad`` knob): at each output row (the
+    parallel loop), at each tile, in a full copy, or read through a bounds check."""
+    if not _padded(anchor):
+        return
+    st = s[data_load.tensor]
+    if not isinstance(st.op, ComputeOp) or st.is_output:
+        return
+    where = cfg["pad"].val
+    if where in ("row", "tile"):
+        st.compute_at(out_stage, row if where == "row" else tile)
+    elif where == "root":
+        axes = st.op.axis
+        st.parallel(st.fuse(axes[0], axes[1]))
+        st.vectorize(axes[-1])
+    else:
+        st.compute_inline()
+
+
+def _reduce_loops(cfg, channels, window, lanes=None):
+    """The reduction loops of the accumulator: the channel blocks outside or inside the
+    kernel window (the ``reduce_order`` knob); NCHWc's channel lanes stay innermost."""
+    inner = cfg["reduce_order"].val == "channels_inner"
+    order = list(window) + list(channels) if inner else list(channels) + list(window)
+    return order + ([lanes] if lanes is not None else [])
+
+
+@register_schedule("conv2d_nchw", "cpu")
+@register_schedule("group_conv2d_nchw", "cpu")
+def schedule_conv2d_nchw(cfg, s, outs, anchor):
+    """NCHW conv with packed weights and a ``tile_ow x tile_oc`` register tile."""
+    if not constant_shape(anchor):
+        return schedule_generic(s, outs, "cpu")
+    _n_ax, oc_ax, _y_ax, x_ax = anchor.axis
+    oc, ow = extent(oc_ax), extent(x_ax)
+    groups = anchor.attrs.get("groups", 1)
+    og = oc // groups
+    if groups == 1:  # any split works (the packed weights are zero-padded)
+        cfg.define_split("tile_oc", oc, num_outputs=2, policy="verbose", max_factor=64,
+                         default=[-1, OC_TILE])
+    else:  # a tile inside one group reads one run of input channels
+        cfg.define_split("tile_oc", og, num_outputs=2, policy="factors", max_factor=64,
+                         default=[-1, OC_TILE])
+    cfg.define_split("tile_ow", ow, num_outputs=2, policy="verbose", max_factor=16,
+                     default=[-1, _divisor_near(ow, 4, 8, OW_TILE)])
+    cfg.define_knob("order", ["rows_outer", "channels_outer"], default="rows_outer")
+    _declare_common(cfg, anchor, has_channel_sum=True)
+    toc = cfg["tile_oc"].size[-1]
+
+    data_load, weight_load = _loads(anchor)
+    acc, out = _tile_stages(s, outs, anchor)
+    inline_injective(s, outs, keep=[s[data_load.tensor]] if _padded(anchor) else ())
+    if toc > 1:
+        packed = s.cache_read(weight_load.tensor, "global", [acc],
+                              layout=("ABCD", f"ABCD{toc}a"))
+        _schedule_weight_pack(s, packed)
+
+    on, ooc, oy, ox = out.op.axis
+    oco, oci = cfg["tile_oc"].apply(s, out, ooc)
+    xo, xi = cfg["tile_ow"].apply(s, out, ox)
+    if cfg["order"].val == "rows_outer":  # a padded input row serves every channel block
+        out.reorder(on, oy, oco, xo, oci, xi)
+        par = out.fuse(on, oy)
+    else:  # a block of packed weights stays in cache over all rows
+        out.reorder(on, oco, oy, xo, oci, xi)
+        par = out.fuse(on, oco, oy)
+    out.parallel(par)
+    acc.compute_at(out, xo)
+    _transpose_tile(s, acc, out, xo)
+    out.vectorize(xi)
+    _place_pad(cfg, s, anchor, data_load, out, row=par, tile=xo)
+
+    _, aoc, _, ax = acc.op.axis
+    *channels, ry, rx = acc.op.reduce_axis
+    acc.reorder(*_reduce_loops(cfg, channels, [ry, rx]), ax, aoc)
+    if cfg["unroll_kw"].val:
+        acc.unroll(rx)
+    acc.unroll(ax)
+    acc.vectorize(aoc)
+    return s
+
+
+def _transpose_tile(s, acc, out, at):
+    """Copy the tile (lanes: output channels) out through a small ``[columns, channels]``
+    buffer. Storing it straight into NCHW rows would give LLVM's SLP vectorizer chains of
+    contiguous stores along the columns; it then packs the accumulators along the columns
+    too, against the FMAs' channel lanes, and shuffles every tile value on every reduction
+    step (7-column tiles ran 20x slower)."""
+    acc_ops = (acc.op, acc.origin_op)
+    readers = [st for st in compute_stages(s) if st is not acc and any(
+        t.op in acc_ops for t in st.op.input_tensors)]
+    tensor = next(t for t in readers[0].op.input_tensors if t.op in acc_ops)
+    buf = s[s.cache_read(tensor, "global", readers, layout=("NCHW", "NHWC"))]
+    buf.compute_at(out, at)
+    _, _, bx, boc = buf.op.axis
+    buf.unroll(bx)
+    buf.vectorize(boc)
+
+
+@register_schedule("depthwise_conv2d_nchw", "cpu")
+def schedule_depthwise_nchw(cfg, s, outs, anchor):
+    """Depthwise conv: a ``tile_oc x tile_ow`` tile vectorized along the output row."""
+    if not constant_shape(anchor):
+        return schedule_generic(s, outs, "cpu")
+    _, oc_ax, _, x_ax = anchor.axis
+    oc, ow = extent(oc_ax), extent(x_ax)
+    cfg.define_split("tile_oc", oc, num_outputs=2, policy="verbose", max_factor=8,
+                     default=[-1, DW_OC_TILE])
+    cfg.define_split("tile_ow", ow, num_outputs=2, policy="verbose", max_factor=64,
+                     default=[-1, _divisor_near(ow, 8, DW_OW_TILE, DW_OW_TILE)])
+    _declare_common(cfg, anchor, has_channel_sum=False)
+
+    data_load, _ = _loads(anchor)
+    acc, out = _tile_stages(s, outs, anchor)
+    inline_injective(s, outs, keep=[s[data_load.tensor]] if _padded(anchor) else ())
+
+    on, ooc, oy, ox = out.op.axis
+    oco, oci = cfg["tile_oc"].apply(s, out, ooc)
+    xo, xi = cfg["tile_ow"].apply(s, out, ox)
+    out.reorder(on, oco, oy, xo, oci, xi)
+    par = out.fuse(on, oco, oy)
+    out.parallel(par)
+    acc.compute_at(out, xo)
+    _place_pad(cfg, s, anchor, data_load, out, row=par, tile=xo)
+    out.unroll(oci)
+    out.vectorize(xi)
+
+    _, aoc, _, ax = acc.op.axis
+    ry, rx = acc.op.reduce_axis
+    acc.reorder(ry, rx, aoc, ax)
+    if cfg["unroll_kw"].val:
+        acc.unroll(rx)
+    acc.unroll(aoc)
+    acc.vectorize(ax)
+    return s
+
+
+@register_schedule("conv2d_nchwc", "cpu")
+@register_schedule("group_conv2d_nchwc", "cpu")
+def schedule_conv2d_nchwc(cfg, s, outs, anchor):
+    """NCHW{c}c conv: ``tile_ow`` columns x the output channel block in registers."""
+    if not constant_shape(anchor):
+        return schedule_generic(s, outs, "cpu")
+    _, _, _, x_ax, _ = anchor.axis
+    ow = extent(x_ax)
+    cfg.define_split("tile_ow", ow, num_outputs=2, policy="verbose", max_factor=16,
+                     default=[-1, _divisor_near(ow, 4, 8, OW_TILE)])
+    cfg.define_knob("order", ["rows_outer", "channels_outer"], default="rows_outer")
+    _declare_common(cfg, anchor, has_channel_sum=True)
+
+    data_load, _ = _loads(anchor)
+    acc, out = _tile_stages(s, outs, anchor)
+    inline_injective(s, outs, keep=[s[data_load.tensor]] if _padded(anchor) else ())
+
+    on, ocb, oy, ox, oci = out.op.axis
+    xo, xi = cfg["tile_ow"].apply(s, out, ox)
+    if cfg["order"].val == "rows_outer":
+        out.reorder(on, oy, ocb, xo, xi, oci)
+        par = out.fuse(on, oy)
+    else:
+        out.reorder(on, ocb, oy, xo, xi, oci)
+        par = out.fuse(on, ocb, oy)
+    out.parallel(par)
+    acc.compute_at(out, xo)
+    _place_pad(cfg, s, anchor, data_load, out, row=par, tile=xo)
+    out.unroll(xi)
+    out.vectorize(oci)
+
+    _, _, _, ax, aoc = acc.op.axis
+    reduce_axes = acc.op.reduce_axis
+    if len(reduce_axes) == 4:  # direct: (rco, rci, ry, rx)
+        rco, rci, ry, rx = reduce_axes
+        loops = _reduce_loops(cfg, [rco], [ry, rx], lanes=rci)
+    else:  # grouped: (rc, ry, rx)
+        rc, ry, rx = reduce_axes
+        loops = _reduce_loops(cfg, [rc], [ry, rx])
+    acc.reorder(*loops, ax, aoc)
+    if cfg["unroll_kw"].val:
+        acc.unroll(rx)
+    acc.unroll(ax)
+    acc.vectorize(aoc)
+    return s
+
+
+def _schedule_weight_pack(s, packed):
+    """``[O/t, C, KH, KW, t]``: one output-channel block per task, the t lanes innermost."""
+    st = s[packed]
+    ob, _c, *_, lanes = st.op.axis
+    st.parallel(ob)
+    st.vectorize(lanes)
