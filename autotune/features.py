@@ -325,7 +325,7 @@ class FeatureExtractor:
             if self.feature_type == "itervar":
                 return itervar_features(func)
             return curve_features(func)
-        except Exception as err:  # a bad candidate is data for the tuner, not a crash
+        except Exception as err:  # noqa: BLE001 - a bad candidate is data, not a crash
             log.debug("features of config %d of %s: %s: %s", index, self.task,
                       type(err).__name__, err)
             self.failed.add(index)

@@ -140,9 +140,9 @@ def test_annotate_policies():
 
 
 def test_annotate_apply_on_split_axes_respects_max_unroll():
-    A, B, C = matmul(8, 16, 8)
+    *_, C = matmul(8, 16, 8)
     s = create_schedule(C.op)
-    jo, ji = s[C].split(C.op.axis[1], factor=4)
+    _, ji = s[C].split(C.op.axis[1], factor=4)
     ko, ki = s[C].split(C.op.reduce_axis[0], factor=8)
     AnnotateEntity(("unroll", "unroll")).apply(s, C, [ki, ji], max_unroll=4)
     kinds = {iv.name: a.kind for iv, a in s[C].iter_attrs.items()}

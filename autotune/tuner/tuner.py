@@ -69,8 +69,8 @@ class Tuner:
     def resume(self, inputs, results) -> int:
         """Take in records of this task from an earlier run's log: their configs are never
         measured again, they count toward the best and teach the model, and the next
-        ``tune`` call counts them toward its ``n_trial``. Records of other tasks, or whose
-        config does not fit this space, are skipped. Returns how many were taken."""
+        ``tune`` call counts them toward its ``n_trial``. Records of other tasks (workload
+        or target string), or whose config does not fit this space, are skipped. Returns how many were taken."""
         mine_in, mine_res = [], []
         for inp, res in zip(inputs, results):
             index = self._index_of(inp)
@@ -91,16 +91,16 @@ class Tuner:
         return False
 
     def _index_of(self, inp) -> int | None:
-        if inp.task.workload_key != self.task.workload_key:
+        if inp.task.workload_key != self.task.workload_key or inp.task.target != self.task.target:
             return None
         config = inp.config
         index = getattr(config, "index", None)
-        if isinstance(index, int) and 0 <= index < len(self.space):
-            if self.space.get(index) == config:
-                return index
+        if isinstance(index, int) and 0 <= index < len(self.space) and \
+                self.space.get(index) == config:
+            return index
         try:  # the record's index may come from another version of the template
             return self.space.from_json(config.to_json()).index
-        except Exception:
+        except Exception:  # noqa: BLE001 - any mismatch means "not a point of this space"
             return None
 
     def _record(self, inputs, results):
@@ -175,8 +175,8 @@ class Tuner:
                     cb.on_start(self)
             start = self.trials_done - self._resumed_pending
             self._resumed_pending = 0
-            if self.best_iter < start:
-                self.best_iter = start  # early stopping counts from here, not from the log
+            # Early stopping counts from this run's start, not from an older best.
+            self.best_iter = max(self.best_iter, start)
             while self.trials_done - start < n_trial and self.has_next():
                 want = min(batch_size, n_trial - (self.trials_done - start))
                 configs = self.next_batch(want)
@@ -213,7 +213,7 @@ class Tuner:
             results = list(measure(inputs))
         except KeyboardInterrupt:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001
             # The measurer's own failure still must not kill a long run: every candidate of
             # the batch is recorded as failed, with the reason.
             log.warning("measuring a batch of %s failed: %s: %s", self.task.name,

@@ -67,10 +67,10 @@ class XGBTuner(Tuner):
         for inp, res in zip(inputs, results):
             self.xs.append(inp.config.index)
             self.ys.append(self._flops(res) if res.ok else 0.0)
-        if len(self.xs) >= self._fitted_at + self.plan_size:
-            if self.model.fit(self.xs, self.ys):
-                self._fitted_at = len(self.xs)
-                self._replan()
+        if len(self.xs) >= self._fitted_at + self.plan_size and \
+                self.model.fit(self.xs, self.ys):
+            self._fitted_at = len(self.xs)
+            self._replan()
 
     def load_history(self, records, min_seed_records=100):
         """Warm the cost model with (input, result) records of other tasks; the first plan
@@ -82,7 +82,7 @@ class XGBTuner(Tuner):
 
     def _replan(self):
         ratio = self.diversity_filter_ratio or 1
-        want = int(math.ceil(self.plan_size * ratio))
+        want = math.ceil(self.plan_size * ratio)
         cands = self.optimizer.find_maximums(self.model.predict, want, self.visited)
         if self.diversity_filter_ratio:
             cands = _diverse(self.space, cands, self.plan_size)
