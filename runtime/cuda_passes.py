@@ -223,7 +223,7 @@ def _uniform_barriers(body, thread_vars: set, where: str):
             return ir.Let(s.var, s.value, push(cond, s.body))
         if isinstance(s, ir.IfThenElse):
             if s.else_case is None and varies(s.condition):
-                return push(E.And(cond, s.condition), s.then_case)
+                return push(_and(cond, s.condition), s.then_case)
             other = None if s.else_case is None else push(cond, s.else_case)
             return ir.IfThenElse(s.condition, push(cond, s.then_case), other)
         raise AssertionError(f"cannot move a guard into {type(s).__name__}")
@@ -241,6 +241,19 @@ def _uniform_barriers(body, thread_vars: set, where: str):
     out = visit(body)
     _check_uniform(out, varying, where)
     return out
+
+
+def _and(a, b):
+    """``a and b`` without repeating a conjunct ``a`` already has."""
+    def parts(c):
+        return parts(c.a) + parts(c.b) if isinstance(c, E.And) else [c]
+
+    have = {c.key for c in parts(a)}
+    for c in parts(b):
+        if c.key not in have:
+            a = E.And(a, c)
+            have.add(c.key)
+    return a
 
 
 def _check_uniform(body, varying: set, where: str):

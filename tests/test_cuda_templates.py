@@ -4,6 +4,8 @@ Each template runs at a small config (few threads: the simulator runs each CUDA 
 Python thread) on shapes its tiles do not divide.
 """
 
+import re
+
 import numpy as np
 import pytest
 from conftest import random_array
@@ -137,15 +139,17 @@ def test_pools(rng, kind):
 
 # --- row normalizations -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("rows", [1, 2])
-def test_softmax_block_reductions(rng, rows):
+@pytest.mark.parametrize("rows, cache_row", [(1, False), (2, True)])
+def test_softmax_block_reductions(rng, rows, cache_row):
     X = te.placeholder((5, 40), name="x")
     x = random_array(rng, (5, 40))
     e = np.exp(x - x.max(1, keepdims=True))
     f, _ = check(te.ops.softmax(X), [X], [x], e / e.sum(1, keepdims=True), threads=32,
-                 rows=rows)
+                 rows=rows, cache_row=cache_row)
     assert len(f.plan.kernels) == 1
     assert f.plan.kernels[0].block == (32, rows, 1)
+    # With the rows cached in shared memory, x is read from global memory once.
+    assert len(re.findall(r"\bx\[", f.source)) == (1 if cache_row else 3)
 
 
 def test_log_softmax(rng):
@@ -195,7 +199,7 @@ def test_generic_schedule_binds_reductions(rng):
 def test_schedule_for_uses_the_cuda_op_schedule_and_a_given_config(rng):
     X = te.placeholder((4, 24), name="x")
     out = te.ops.softmax(X)
-    with ApplyConfig({"threads": 32, "rows": 2}):
+    with ApplyConfig({"threads": 32, "rows": 2, "cache_row": True}):
         s = schedule_for(out, "cuda")
     f = build(s, [X, out], target="cuda")
     x = random_array(rng, (4, 24))

@@ -6,23 +6,27 @@ are computed inside the row's block: thread t reduces elements t, t + threads, .
 threads read adjacent elements), then the partials are combined through shared memory, and
 every thread keeps the result in a register.  The output loop then runs over the row the
 same way.  The elementwise stages in between (``exp(x - max)``) are inlined: recomputing an
-exponential is cheaper than a round trip through memory.  A row is read from global memory
-once per reduction and once for the output, and written once.
+exponential is cheaper than a round trip through memory.  With ``cache_row`` the block first
+copies its rows into shared memory, so global memory sees one read and one write per
+element (the least a separate kernel can do); without it, each reduction and the output
+read the row again.
 
 Knobs: ``threads`` (per row; a power of two up to 1024, default the row length rounded down
-to a power of two, at most 256) and ``rows`` (rows per block, on threadIdx.y; default 1, more
-when a row has fewer than 128 elements).
+to a power of two, at most 256), ``rows`` (rows per block, on threadIdx.y; default 1, more
+when a row has fewer than 128 elements) and ``cache_row`` (default on when the block's rows
+take at most 16 KiB).
 """
 
 from __future__ import annotations
 
-from te.tensor import ComputeOp
+from te.tensor import ComputeOp, PlaceholderOp
 
 from ..registry import register_schedule
 from ._common import (
     MAX_THREADS,
     WARP,
     block_reduce,
+    cooperative_fetch,
     epilogue_output,
     extent,
     inline_injective,
@@ -31,6 +35,7 @@ from ._common import (
 )
 
 DEFAULT_THREADS = 256
+CACHE_ROW_BYTES = 16 * 1024  # shared memory for the cached rows of a block, by default
 BLOCK_THREADS = 128  # aim for at least this many threads per block when rows are short
 
 
@@ -67,8 +72,16 @@ def schedule_row_norm(cfg, s, outs, anchor):
                     default=max(r for r in rows_choices if r * threads <= max(BLOCK_THREADS,
                                                                                threads)))
     rows = cfg["rows"].val
+    cfg.define_knob("cache_row", [True, False],
+                    default=row * rows * 4 <= CACHE_ROW_BYTES)
 
     out = epilogue_output(s, outs, anchor)
+    data = _row_input(anchor)
+    readers = [st.op for st in s.stages if isinstance(st.op, ComputeOp)
+               and data in st.op.input_tensors]
+    cached = None
+    if cfg["cache_row"].val and data is not None and len(norm_axes) < len(anchor.axis):
+        cached = s.cache_read(data, "shared", readers)
     inline_injective(s)
     out_stage = s[out] if out is not None else s[anchor]
     if out is not None:
@@ -91,9 +104,27 @@ def schedule_row_norm(cfg, s, outs, anchor):
 
     reductions = [st for st in s.stages if isinstance(st.op, ComputeOp) and st.op.reduce_axis
                   and st.attach_type == "root" and st is not out_stage]
+    if cached is not None:  # the rows, read from global memory once by the whole block
+        s[cached].compute_at(out_stage, attach)
+        cooperative_fetch(s[cached], rows, threads)
     for st in reductions:
         st.set_scope("local")  # every thread keeps the row's result in a register
         if attach is not None:
             st.compute_at(out_stage, attach)
         block_reduce(st, threads)
     return s
+
+
+def _row_input(anchor):
+    """The normalized input: the tensor of the anchor's own shape that its stages read."""
+    todo, seen = [anchor], set()
+    while todo:
+        op = todo.pop()
+        for t in op.input_tensors:
+            if isinstance(t.op, PlaceholderOp) and tuple(map(str, t.shape)) == \
+                    tuple(map(str, anchor.output(0).shape)):
+                return t
+            if id(t.op) not in seen and isinstance(t.op, ComputeOp):
+                seen.add(id(t.op))
+                todo.append(t.op)
+    return None
