@@ -260,3 +260,15 @@ def test_without_numba_cuda_the_error_says_what_to_install():
     assert proc.returncode == 0, proc.stderr
     assert "needs numba's CUDA support" in proc.stdout
     assert "pip install 'tetune[cuda]'" in proc.stdout
+
+
+def test_the_cuda_benchmark_stops_clearly_without_a_gpu():
+    if "BUILT" in run_python(BUILD, env_drop=("NUMBA_ENABLE_CUDASIM",)).stdout:
+        pytest.skip("this machine has a CUDA GPU")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, "benchmarks/cuda.py", "--only", "elementwise"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "benchmarks/cuda.py needs a CUDA GPU: target 'cuda'" in proc.stderr
+    assert "Traceback" not in proc.stderr
