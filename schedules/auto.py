@@ -27,7 +27,7 @@ from .registry import normalize_target, op_schedule, query_config, resolve_confi
 from .schedule import Fuse, Schedule, Split, Stage, create_schedule
 from .space import ConfigSpace
 
-__all__ = ["anchor_op", "schedule_for", "schedule_generic"]
+__all__ = ["anchor_op", "schedule_for", "schedule_generic", "worth_parallel"]
 
 # Below this much work (output elements x reduction iterations) a stage runs on one thread:
 # a numba prange costs ~1-2 us on this 2-core machine, what 32k simple elements take.
@@ -156,50 +156,91 @@ def inlinable(st: Stage) -> bool:
     return ops.tags.is_injective(tag) or tag == ops.tags.REDUCE
 
 
-def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu", stages=None) -> Schedule:
+def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu", stages=None,
+                     row_tile: int = ROW_TILE) -> Schedule:
     """Schedule ``stages`` (default: every compute stage) of ``s``: inline the injective
-    ones; on cpu, fuse reductions into their consumer where that is free, and give every
-    root stage parallel outer loops and a contiguous inner loop."""
-    stages = _compute_stages(s) if stages is None else list(stages)
+    ones; on cpu, fuse reductions into their consumer where that is free (``row_tile`` rows
+    of it per parallel iteration), and give every root stage parallel outer loops and a
+    contiguous inner loop."""
+    stages = subgraph(s, outs) if stages is None else list(stages)
+    # Stages another schedule already placed or split (an op schedule in the same graph)
+    # are left alone.
+    stages = [st for st in stages if st.attach_type == "root" and not st.relations
+              and not st.iter_attrs]
     for st in stages:
-        if st.attach_type == "root" and inlinable(st):
+        if inlinable(st):
             st.compute_inline()
     if normalize_target(target) != "cpu":
         return s
     todo = [st for st in stages if st.attach_type == "root"]
     mine = {id(st) for st in todo}
     consumers = effective_consumers(s)
-    attachable = {id(st): _attach_candidate(s, st, consumers, mine) for st in todo}
-    # Consumers that will hold a row reduction: their loops are rows, not vector lanes.
-    hosts = {id(c): "rows" for st in todo for c in [attachable[id(st)]] if c is not None
-             and reduction_layout(s, st) == "inner"}
+    hosts = _row_hosts(todo, consumers, mine)
+    # Stages that will hold a row reduction: their loops are rows, not vector lanes.
+    kinds: dict = {}
     for st in todo:
-        c = attachable[id(st)]
-        if c is not None:
-            hosts.setdefault(id(c), "columns")
+        host = hosts[id(st)]
+        if host is not None:
+            kind = "rows" if reduction_layout(s, st) == "inner" else "columns"
+            if kinds.get(id(host)) != "rows":
+                kinds[id(host)] = kind
     for st in reversed(todo):  # consumers first: a producer attaches to their final loops
-        spot = None
-        consumer = attachable[id(st)]
-        if consumer is not None:
-            spot = attach_point(s, st, consumer)
+        host = hosts[id(st)]
+        spot = _host_point(s, st, host, consumers) if host is not None else None
         if spot is not None:
-            st.compute_at(consumer, spot)
+            st.compute_at(host, spot)
             schedule_inner(st)
         else:
-            host = hosts.get(id(st))
-            schedule_root(st, row_tile=ROW_TILE if host else 1, rows=host == "rows")
+            kind = kinds.get(id(st))
+            schedule_root(st, row_tile=row_tile if kind else 1, rows=kind == "rows")
     return s
 
 
-def _attach_candidate(s, st: Stage, consumers, mine: set):
-    """The only consumer of ``st`` (a stage this run schedules), when ``st`` is a reduction
-    that could live inside its loops."""
-    if st.is_output or not st.op.reduce_axis:
-        return None
-    cons = consumers[id(st)]
-    if len(cons) != 1 or id(cons[0]) not in mine:
-        return None
-    return cons[0]
+def _row_hosts(todo, consumers, mine: set) -> dict:
+    """``{id(stage): the root stage whose loops it could be computed in}`` (or None): a
+    reduction (not an output) whose consumers are one stage, or stages computed inside one
+    stage (the sum of softmax reads the maximum, and so does the output)."""
+    host: dict = {}
+    for st in reversed(todo):
+        host[id(st)] = None
+        if st.is_output or not st.op.reduce_axis:
+            continue
+        found = {}
+        for c in consumers[id(st)]:
+            if id(c) not in mine:
+                found = {}
+                break
+            h = host.get(id(c)) or c
+            found[id(h)] = h
+        if len(found) == 1:
+            host[id(st)] = next(iter(found.values()))
+    return host
+
+
+def _host_point(s, st: Stage, host: Stage, consumers):
+    """Where in ``host``'s loops to compute ``st``: its own attach point, but never inside
+    the loop where one of its consumers is computed."""
+    leaves = host.leaf_iter_vars
+    limit = None
+    for c in consumers[id(st)]:
+        if c is host:
+            continue
+        if c.attach_stage is not host:
+            return None
+        pos = leaves.index(c.attach_ivar)
+        limit = pos if limit is None else min(limit, pos)
+    if host in consumers[id(st)]:
+        spot = attach_point(s, st, host)
+        if spot is None or limit is None or leaves.index(spot) <= limit:
+            return spot
+    return None if limit is None else leaves[limit]
+
+
+def subgraph(s: Schedule, outs) -> list[Stage]:
+    """The compute stages ``outs`` depend on (themselves included), in topological order."""
+    ends = [s[t] for t in _outputs(outs)]
+    inside = {id(st) for end in ends for st in s._producers_closure(end) + [end]}
+    return [st for st in _compute_stages(s) if id(st) in inside]
 
 
 def effective_consumers(s: Schedule) -> dict:
@@ -292,6 +333,12 @@ def _const(extent):
     return extent.value if isinstance(extent, E.Const) else None
 
 
+def worth_parallel(work) -> bool:
+    """Whether ``work`` (output elements x reduction iterations; None: symbolic) pays for a
+    parallel loop (``MIN_PARALLEL_WORK``, read at call time so tests can lower it)."""
+    return work is None or work >= MIN_PARALLEL_WORK
+
+
 def _work(st: Stage):
     """Output elements x reduction iterations; None when an extent is symbolic."""
     total = 1
@@ -319,7 +366,7 @@ def schedule_root(st: Stage, row_tile: int = 1, parallel: bool = True, rows: boo
     if red and vec is not None:
         st.reorder(*outer, *red, vec)
     work = _work(st)
-    par = parallel and (work is None or work >= MIN_PARALLEL_WORK)
+    par = parallel and worth_parallel(work)
     if outer:
         fused = st.fuse(*outer) if len(outer) > 1 else outer[0]
         rows = _const(fused.dom.extent) if fused.dom is not None else None

@@ -110,3 +110,10 @@ register_op("softmax", te.ops.softmax)
 register_op("log_softmax", te.ops.log_softmax)
 register_op("layer_norm", lambda x, gamma, beta, axis, eps: te.ops.layer_norm(
     x, gamma, beta, axis=tuple(axis), eps=eps))
+register_op("max_pool2d", lambda data, kernel, stride, padding, dilation, ceil_mode, layout:
+            te.ops.max_pool2d(data, kernel, stride, padding, dilation, ceil_mode, layout))
+register_op("avg_pool2d", lambda data, kernel, stride, padding, dilation, ceil_mode, layout,
+            count_include_pad: te.ops.avg_pool2d(data, kernel, stride, padding, dilation,
+                                                 ceil_mode, count_include_pad, layout))
+register_op("global_avg_pool2d", te.ops.global_avg_pool2d)
+register_op("lrn", te.ops.lrn)

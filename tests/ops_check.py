@@ -1,8 +1,15 @@
-"""Shared by the operator-library tests: input generators, the ONNX reference, and one
-function that builds an op on the "python" target and runs it.
+"""Shared by the operator-library tests: input generators, the ONNX reference, and the
+functions that build ops and compare them with their references.
 
 A test table row is an ``OpCase``: the op applied to placeholders, a reference on numpy
-arrays, and one generator per input. ``check(case, inline)`` does the rest.
+arrays, and one generator per input. ``check(case, inline)`` builds it on the "python"
+target with every stage at the root (the definition's own semantics).
+
+On the "cpu" target a numba build costs 0.3-5 s, so the tables are checked in groups:
+``check_group(cases)`` builds the outputs of several cases as one kernel, scheduled by
+``schedule_for`` (the default schedules: op schedules, the multi-anchor dispatch and the
+generic schedule together); when that fails, each case is checked alone to name the culprit.
+``cpu_groups(table)`` splits a table into such groups for ``pytest.mark.parametrize``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from onnx.reference import ReferenceEvaluator
 
 import te
 from runtime import build
-from schedules import create_schedule
+from schedules import create_schedule, schedule_for
 from te.ops import tags
 
 
@@ -168,3 +175,75 @@ def check(case: OpCase, inline: bool = False, seed: int = 0):
         np.testing.assert_allclose(got, exp.astype(got.dtype), rtol=case.rtol, atol=case.atol,
                                    err_msg=case.id)
     return inlined
+
+
+# -- the cpu target: default schedules, several cases per kernel -----------------------------
+
+CPU_GROUP = 12  # cases per kernel: longer kernels compile longer, fewer kernels load faster
+
+
+def cpu_groups(cases, size: int = CPU_GROUP):
+    """``pytest.param``s of ``cases`` in groups of ``size`` (id: first..last case)."""
+    import pytest
+
+    groups = [cases[i:i + size] for i in range(0, len(cases), size)]
+    return [pytest.param(g, id=f"{g[0].id}..{g[-1].id}" if len(g) > 1 else g[0].id)
+            for g in groups]
+
+
+def _build_group(cases, arrays, target):
+    """One kernel computing every case's outputs; returns (module, outputs per case)."""
+    phs, outs, per_case = [], [], []
+    for n, (case, arrs) in enumerate(zip(cases, arrays)):
+        mine = [te.placeholder(a.shape, str(a.dtype), name=f"c{n}_in{k}")
+                for k, a in enumerate(arrs)]
+        got = case.op(*mine)
+        got = list(got) if isinstance(got, (tuple, list)) else [got]
+        phs += mine
+        per_case.append(got)
+        outs += [o for o in got if all(o is not x for x in outs)]
+    s = schedule_for(outs, target)
+    return build(s, phs + outs, target=target), outs, per_case
+
+
+def check_group(cases, target: str = "cpu", seed: int = 0, parallel: bool = False):
+    """Check ``cases`` built together as one kernel of ``target`` (default schedules).
+
+    The tables' shapes are tiny, so the schedules keep them on one thread; ``parallel``
+    lowers the size threshold to 0, so that every stage that would run in parallel at a real
+    size gets its parallel loop here too (numba compiles a parallel loop 3-5x slower: the
+    op schedules' tables use it, the generic schedule's parallel loops have tests of their
+    own)."""
+    from schedules import auto
+
+    rng = np.random.default_rng(seed)
+    arrays = [[make(rng) for make in case.inputs] for case in cases]
+    threshold = auto.MIN_PARALLEL_WORK
+    if parallel:
+        auto.MIN_PARALLEL_WORK = 0
+    try:
+        f, outs, per_case = _build_group(cases, arrays, target)
+        results = {id(o): np.empty(tuple(int(d) for d in o.shape), dtype=o.dtype)
+                   for o in outs}
+        f(*[a for arrs in arrays for a in arrs], *[results[id(o)] for o in outs])
+        for case, arrs, got in zip(cases, arrays, per_case):
+            _compare(case, arrs, [results[id(o)] for o in got], target)
+    except Exception:
+        if len(cases) == 1:
+            raise
+        for case in cases:  # find the case at fault (its own error and traceback)
+            check_group([case], target, seed, parallel)
+        raise
+    finally:
+        auto.MIN_PARALLEL_WORK = threshold
+
+
+def _compare(case, arrays, results, target):
+    want = case.ref(*[a.copy() for a in arrays])
+    want = list(want) if isinstance(want, (tuple, list)) else [want]
+    assert len(results) == len(want), case.id
+    for got, exp in zip(results, want):
+        exp = np.asarray(exp)
+        assert got.shape == exp.shape, f"{case.id}: shape {got.shape} != {exp.shape}"
+        np.testing.assert_allclose(got, exp.astype(got.dtype), rtol=case.rtol, atol=case.atol,
+                                   err_msg=f"{case.id} on {target}")

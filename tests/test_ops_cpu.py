@@ -4,6 +4,7 @@ the shape that makes it fast."""
 
 import numpy as np
 import pytest
+from conftest import concrete_shape
 
 import te
 from runtime import build
@@ -59,3 +60,147 @@ def test_module_call_checks_every_new_argument_layout():
         f(a.astype("float64"), out)
     with pytest.raises(ArgumentError, match="C-contiguous"):
         f(np.asfortranarray(a), out)
+
+
+# -- the generic schedule ------------------------------------------------------------------
+
+
+def _run_cpu(outs, inputs, arrays):
+    outs = outs if isinstance(outs, list) else [outs]
+    s = schedule_for(outs, "cpu")
+    f = build(s, inputs + outs, "cpu")
+    sizes = {d.name: n for t, a in zip(inputs, arrays) for d, n in zip(t.shape, a.shape)
+             if isinstance(d, te.Var)}
+    results = [np.empty(concrete_shape(o, sizes), o.dtype) for o in outs]
+    f(*arrays, *results)
+    return s, f, results
+
+
+def _kinds(stage):
+    return {iv.name: attr.kind for iv, attr in stage.iter_attrs.items()}
+
+
+def test_generic_computes_row_reductions_inside_the_row_loop():
+    x = te.placeholder((64, 600), name="x")
+    e = ops.exp(ops.subtract(x, ops.reduce_max(x, axis=1, keepdims=True)))
+    y = ops.divide(e, ops.reduce_sum(e, axis=1, keepdims=True))
+    a = np.random.default_rng(0).standard_normal((64, 600)).astype("float32")
+    s, f, (got,) = _run_cpu(y, [x], [a])
+    want = np.exp(a - a.max(1, keepdims=True))
+    np.testing.assert_allclose(got, want / want.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
+    stages = {st.name: st for st in s.stages}
+    assert stages["reduce_max"].attach_stage is s[y] and stages["reduce_sum"].attach_stage is s[y]
+    assert "parallel" in _kinds(s[y]).values() and "vectorized" in _kinds(s[y]).values()
+    assert stages["exp"].attach_type == "inline" and f.build_info["parallel"]
+
+
+def test_generic_outer_reduction_accumulates_a_row():
+    x = te.placeholder((300, 1000), name="x")
+    y = ops.reduce_sum(x, axis=0)
+    a = np.random.default_rng(0).standard_normal((300, 1000)).astype("float32")
+    s, _, (got,) = _run_cpu(y, [x], [a])
+    np.testing.assert_allclose(got, a.sum(0), rtol=1e-4, atol=1e-4)
+    leaves = [iv.name for iv in s[y].leaf_iter_vars]
+    assert leaves == ["i0.outer", "k0", "i0.inner"]  # chunks of columns, then rows
+    assert _kinds(s[y]) == {"i0.outer": "parallel", "i0.inner": "vectorized"}
+
+
+def test_generic_mean_over_a_middle_axis():
+    x = te.placeholder((16, 30, 130), name="x")
+    y = ops.reduce_mean(x, axis=1)
+    a = np.random.default_rng(0).standard_normal((16, 30, 130)).astype("float32")
+    s, _, (got,) = _run_cpu(y, [x], [a])
+    np.testing.assert_allclose(got, a.mean(1), rtol=1e-5, atol=1e-6)
+    total = s.stage_by_name("reduce_mean_sum")
+    assert total.attach_stage is s[y]  # a row of 130 partial sums per output row
+    assert [iv.name for iv in total.leaf_iter_vars][-2:] == ["k1", "i1"]
+
+
+def test_zero_d_tensors_in_a_parallel_kernel():
+    # numba cannot pass 0-d arrays into a prange body: the cpu target makes them 1-element
+    x, c = te.placeholder((64, 600), name="x"), te.placeholder((), name="c")
+    total = ops.reduce_sum(x)  # 0-d, computed at the root, read by every element
+    y = ops.multiply(ops.add(x, c), total)
+    a = np.random.default_rng(0).standard_normal((64, 600)).astype("float32")
+    cv = np.array(1.5, "float32")
+    _, f, (got, got_total) = _run_cpu([y, total], [x, c], [a, cv])
+    assert f.build_info["parallel"]
+    np.testing.assert_allclose(got_total, a.sum(), rtol=1e-4)
+    np.testing.assert_allclose(got, (a + 1.5) * a.sum(), rtol=1e-4, atol=1e-3)
+
+
+def test_several_anchors_each_schedule_their_subgraph():
+    x = te.placeholder((32, 200), name="x")
+    g = te.placeholder((200,), name="g")
+    sm = ops.softmax(ops.relu(x))
+    ln = ops.layer_norm(sm, g)
+    y = ops.reduce_mean(ops.multiply(ln, 2.0), axis=1)
+    rng = np.random.default_rng(0)
+    a, gv = rng.standard_normal((32, 200)).astype("float32"), rng.random(200).astype("float32")
+    s, _, (got_sm, got) = _run_cpu([sm, y], [x, g], [a, gv])
+    r = np.maximum(a, 0)
+    e = np.exp(r - r.max(1, keepdims=True))
+    want_sm = e / e.sum(1, keepdims=True)
+    m, v = want_sm.mean(1, keepdims=True), want_sm.var(1, keepdims=True)
+    want = ((want_sm - m) / np.sqrt(v + 1e-5) * gv * 2).mean(1)
+    np.testing.assert_allclose(got_sm, want_sm, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert s.stage_by_name("softmax_max").attach_stage is s[sm]
+    # layer_norm's subgraph ends in the multiply (the reduction after it is not elementwise)
+    assert s.stage_by_name("layer_norm").attach_type == "inline"
+    assert s.stage_by_name("layer_norm_sum").attach_stage.name == "multiply"
+    assert s.stage_by_name("relu").attach_type == "inline"
+
+
+def test_symbolic_extents_on_cpu():
+    n = te.var("n")
+    a = te.placeholder((n, 3), name="A")
+    out = ops.concat([ops.softmax(ops.relu(a), axis=0), ops.reduce_mean(a, 0, keepdims=True)])
+    rows = ops.log_softmax(a, axis=1)
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype("float32")
+    _, _, (got, got_rows) = _run_cpu([out, rows], [a], [x])
+    e = np.exp(np.maximum(x, 0) - np.maximum(x, 0).max(0))
+    np.testing.assert_allclose(got, np.concatenate([e / e.sum(0), x.mean(0, keepdims=True)]),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_rows, x - x.max(1, keepdims=True) - np.log(
+        np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)), rtol=1e-5, atol=1e-6)
+
+
+# -- op schedules and their templates ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, knobs", [
+    (lambda: ops.softmax(te.placeholder((6, 40))), {"row_tile", "keep_exp"}),
+    (lambda: ops.softmax(te.placeholder((2, 6, 40)), axis=1), {"vec_chunk", "keep_exp"}),
+    (lambda: ops.log_softmax(te.placeholder((6, 40))), {"row_tile"}),
+    (lambda: ops.layer_norm(te.placeholder((6, 40)), te.placeholder((40,))), {"row_tile"}),
+    (lambda: ops.max_pool2d(te.placeholder((1, 2, 9, 9)), 3, 2, 1),
+     {"row_tile", "unroll_window"}),
+    (lambda: ops.avg_pool2d(te.placeholder((1, 2, 9, 9)), 2, 2), {"row_tile", "unroll_window"}),
+    (lambda: ops.global_avg_pool2d(te.placeholder((1, 2, 9, 9))), {"row_tile"}),
+    (lambda: ops.lrn(te.placeholder((1, 5, 3, 3)), 3), {"row_tile"}),
+])
+def test_templates_rebuild_the_anchor_from_its_workload(make, knobs):
+    from schedules import get_template
+
+    out = make()
+    workload = out.op.attrs["workload"]
+    tmpl = get_template(workload[0])
+    space = tmpl.space(workload[1:])
+    assert set(space.space_map) == knobs
+    s, tensors = tmpl.instantiate(workload[1:], space.get(len(space) - 1))
+    rng = np.random.default_rng(0)
+    arrays = [rng.random(tuple(int(d) for d in t.shape)).astype("float32") + 0.5
+              for t in tensors[:-1]]
+    got = np.empty(tuple(int(d) for d in tensors[-1].shape), "float32")
+    build(s, tensors, "python")(*arrays, got)
+    want = np.empty_like(got)
+    ref_s = te_create(tensors[-1])
+    build(ref_s, tensors, "python")(*arrays, want)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def te_create(out):
+    from schedules import create_schedule
+
+    return create_schedule(out.op)

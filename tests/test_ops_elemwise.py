@@ -1,11 +1,23 @@
 """te.ops elementwise, reduction and normalization ops against numpy / ONNX, on the python
-target with tiny shapes."""
+target with tiny shapes (every case alone) and on the cpu target (default schedules, several
+cases per kernel)."""
 
 import math
 
 import numpy as np
 import pytest
-from ops_check import OpCase, bools, check, f32, ints, onnx_ref, params, pos
+from ops_check import (
+    OpCase,
+    bools,
+    check,
+    check_group,
+    cpu_groups,
+    f32,
+    ints,
+    onnx_ref,
+    params,
+    pos,
+)
 
 from te import ops
 
@@ -134,6 +146,16 @@ def test_reduce(case):
 @pytest.mark.parametrize("case", params(NORM))
 def test_norm(case):
     check(case)
+
+
+@pytest.mark.parametrize("group", cpu_groups(ELEMWISE + REDUCE))
+def test_cpu(group):
+    check_group(group)
+
+
+@pytest.mark.parametrize("group", cpu_groups(NORM))
+def test_norm_cpu(group):
+    check_group(group, parallel=True)
 
 
 def test_elemwise_chain_inlined():

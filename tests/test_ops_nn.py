@@ -1,9 +1,21 @@
 """te.ops matrix products, convolutions, layout transforms and pools against numpy / ONNX, on
-the python target with tiny shapes (each case is at most a few thousand inner iterations)."""
+the python target with tiny shapes (each case is at most a few thousand inner iterations) and
+on the cpu target (default schedules, several cases per kernel)."""
 
 import numpy as np
 import pytest
-from ops_check import OpCase, by_id, check, f32, ints, onnx_ref, ort_ref, params
+from ops_check import (
+    OpCase,
+    by_id,
+    check,
+    check_group,
+    cpu_groups,
+    f32,
+    ints,
+    onnx_ref,
+    ort_ref,
+    params,
+)
 
 from te import ops
 
@@ -202,6 +214,16 @@ def test_pool(case):
 @pytest.mark.parametrize("case", params(LAYOUT))
 def test_layout_transform(case):
     check(case)
+
+
+@pytest.mark.parametrize("group", cpu_groups(POOL))
+def test_pool_cpu(group):
+    check_group(group, parallel=True)
+
+
+@pytest.mark.parametrize("group", cpu_groups(MATMUL + CONV + LAYOUT))
+def test_cpu(group):
+    check_group(group)
 
 
 def test_conv2d_padding_inlined():

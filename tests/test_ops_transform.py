@@ -1,8 +1,9 @@
-"""te.ops transform and image ops against numpy / ONNX, on the python target."""
+"""te.ops transform and image ops against numpy / ONNX, on the python target (every case alone)
+and on the cpu target (default schedules, several cases per kernel)."""
 
 import numpy as np
 import pytest
-from ops_check import OpCase, check, f32, ints, onnx_ref, params
+from ops_check import OpCase, check, check_group, cpu_groups, f32, ints, onnx_ref, params
 
 from te import ops
 
@@ -116,6 +117,11 @@ def test_transform(case):
 @pytest.mark.parametrize("case", params(RESIZE))
 def test_resize(case):
     check(case)
+
+
+@pytest.mark.parametrize("group", cpu_groups(TRANSFORM + RESIZE, size=20))
+def test_cpu(group):
+    check_group(group)
 
 
 def test_injective_chain_inlined():

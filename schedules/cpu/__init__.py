@@ -4,3 +4,4 @@ module registers its op schedules (``register_schedule(anchor, "cpu")``) for
 
 from . import conv2d, gemm  # noqa: F401
 from . import norm  # noqa: F401
+from . import pool  # noqa: F401

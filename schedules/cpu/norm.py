@@ -26,7 +26,7 @@ from __future__ import annotations
 from te.ops import tags
 
 from .. import library  # noqa: F401 - registers the tuning templates of these anchors
-from ..auto import MIN_PARALLEL_WORK, inlinable, schedule_generic, schedule_inner
+from ..auto import inlinable, schedule_generic, schedule_inner, worth_parallel
 from ..registry import register_schedule
 
 ROW_TILES = [1, 2, 4, 8, 16, 32]
@@ -46,11 +46,13 @@ def _op_stages(s, out, anchor):
             and st.op is not anchor and st is not out]
 
 
-def _inline_rest(s, out, keep=()):
+def _inline_rest(s, out, anchor, keep=()):
     """Inline the injective stages behind ``out`` (pre-ops, the epilogue, the anchor when an
     epilogue follows it), except those in ``keep``."""
     for st in s._producers_closure(out):
-        if st not in keep and st.attach_type == "root" and not st.relations and inlinable(st):
+        if st in keep or st.attach_type != "root" or st.relations:
+            continue
+        if inlinable(st) or (st.op is anchor and not st.is_output):
             st.compute_inline()
 
 
@@ -70,7 +72,7 @@ def _rows_then(cfg, s, out, inner_axes: list, work: int | None):
     if not rows:
         return None
     fused = st.fuse(*rows) if len(rows) > 1 else rows[0]
-    parallel = work is None or work >= MIN_PARALLEL_WORK
+    parallel = worth_parallel(work)
     if tile > 1 and (n_rows is None or n_rows > tile):
         outer, fused = st.split(fused, factor=tile)
     else:
@@ -139,7 +141,7 @@ def schedule_softmax(cfg, s, outs, anchor):
         cfg.define_knob("keep_exp", [True, False], default=True)
         if not cfg["keep_exp"].val:
             exp_stage = []
-    _inline_rest(s, s[out], keep=exp_stage)
+    _inline_rest(s, s[out], anchor, keep=exp_stage)
     producers = [st for st in stages if st.attach_type == "root"]
     axes = list(s[out].op.axis)
     if len(axes) != len(anchor.axis):  # an epilogue changed the shape: the generic way
@@ -158,7 +160,7 @@ def schedule_layer_norm(cfg, s, outs, anchor):
     norm_axes = tuple(anchor.attrs["axis"])
     ndim = len(anchor.axis)
     stages = _op_stages(s, s[out], anchor)
-    _inline_rest(s, s[out])
+    _inline_rest(s, s[out], anchor)
     producers = [st for st in stages if st.attach_type == "root"]
     axes = list(s[out].op.axis)
     if len(axes) != ndim or norm_axes != tuple(range(ndim - len(norm_axes), ndim)):

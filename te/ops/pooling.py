@@ -11,11 +11,22 @@ import re
 
 from .. import dtypes
 from ..expr import const, max_expr, min_expr
-from ..intrin import all as all_of, power
+from ..intrin import all as all_of
+from ..intrin import exp, log, power
 from ..operation import reduce_axis
-from ..reduction import max as max_reducer, sum as sum_reducer
+from ..reduction import max as max_reducer
+from ..reduction import sum as sum_reducer
 from . import tags
-from ._util import const_shape, fail, int_arg, int_tuple, normalize_axis, stage, tensor_arg
+from ._util import (
+    const_shape,
+    fail,
+    int_arg,
+    int_tuple,
+    normalize_axis,
+    stage,
+    tensor_arg,
+    workload,
+)
 from .nn import pad2d, window_out
 from .transform import pad_stage
 
@@ -64,10 +75,12 @@ def _padded(data, shape, kernel, strides, dilations, pads, out_hw, value, op):
     return pad_stage(data, pairs, "constant", value, op)
 
 
-def _attrs(kernel, strides, dilations, pads, ceil_mode, layout, **extra):
+def _attrs(op, data, kernel, strides, dilations, pads, ceil_mode, layout, **extra):
     out = {"kernel": kernel, "stride": strides, "dilation": dilations, "padding": pads,
            "ceil_mode": bool(ceil_mode), "layout": layout}
     out.update(extra)
+    out["workload"] = workload(op, data, kernel, strides, pads, dilations, bool(ceil_mode),
+                               layout, *extra.values())
     return out
 
 
@@ -99,7 +112,8 @@ def max_pool2d(data, kernel, stride=1, padding=0, dilation=1, ceil_mode: bool = 
                      dtypes.min_value(data.dtype), op)
     return _window_reduce(padded, _out_shape(shape, out_hw), kernel, strides, dilations,
                           max_reducer, op, tags.anchor(op),
-                          attrs=_attrs(kernel, strides, dilations, pads, ceil_mode, layout))
+                          attrs=_attrs(op, data, kernel, strides, dilations, pads, ceil_mode,
+                                       layout))
 
 
 def _count(start, k: int, d: int, lo, hi):
@@ -134,7 +148,7 @@ def avg_pool2d(data, kernel, stride=1, padding=0, dilation=1, ceil_mode: bool = 
         return total[(n, c, y, x) + lane] / (count_h * count_w).astype(data.dtype)
 
     return stage(out_shape, body, op, tags.anchor(op),
-                 attrs=_attrs(kernel, strides, dilations, pads, ceil_mode, layout,
+                 attrs=_attrs(op, data, kernel, strides, dilations, pads, ceil_mode, layout,
                               count_include_pad=bool(count_include_pad)))
 
 
@@ -149,7 +163,7 @@ def global_avg_pool2d(data, layout: str = "NCHW"):
                   op, tags.REDUCE, name=f"{op}_sum")
     area = shape[2] * shape[3]
     return stage(out_shape, lambda *i: total[i] / area, op, tags.anchor(op),
-                 attrs={"layout": layout})
+                 attrs={"layout": layout, "workload": workload(op, data, layout)})
 
 
 def lrn(data, size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
@@ -174,10 +188,16 @@ def lrn(data, size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float = 
 
     def body(*i):
         scale = const(bias, data.dtype) + (alpha / size) * sq[i]
+        if dtypes.is_float(data.dtype):
+            # scale ** -beta as exp(-beta * log(scale)): both have vectorizable forms on the
+            # cpu target, a float power is a libm call per element (same value for scale > 0,
+            # which bias > 0 and alpha >= 0 give).
+            return data[i] * exp(log(scale) * const(-beta, data.dtype))
         return data[i] / power(scale, const(beta, data.dtype))
 
     return stage(data.shape, body, op, tags.anchor(op),
-                 attrs={"size": size, "alpha": alpha, "beta": beta, "bias": bias})
+                 attrs={"size": size, "alpha": alpha, "beta": beta, "bias": bias,
+                        "workload": workload(op, data, size, alpha, beta, bias, axis)})
 
 
-__all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d", "lrn"]
+__all__ = ["avg_pool2d", "global_avg_pool2d", "lrn", "max_pool2d"]
