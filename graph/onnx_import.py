@@ -217,30 +217,29 @@ def from_onnx(model, input_shapes: dict | None = None, constants: dict | None = 
     224)}``); ``constants`` turns graph inputs into compile-time constants (their values),
     e.g. a Reshape target fed as an input. See the module docstring for the errors.
     """
-    import onnx
     from onnx import numpy_helper
 
     proto = load_model(model)
     opset = model_opset(proto)
-    opset_imports = {(o.domain or ""): o.version for o in proto.opset_import}
     g = proto.graph
     try:
-        inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     except Exception as err:
         raise ModelError(f"cannot read the model's initializers ({err})") from None
+    declared = {vi.name: vi for vi in g.input}
     constants = {k: np.asarray(v) for k, v in (constants or {}).items()}
     input_shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
-    declared = {vi.name: vi for vi in g.input}
     for key, what in ((constants, "constants"), (input_shapes, "input_shapes")):
         for name in key:
             if name not in declared:
                 raise ModelError(f"{what} names {name!r}, which is not a graph input "
                                  f"(inputs: {', '.join(map(repr, declared))})")
-    inputs = [vi.name for vi in g.input if vi.name not in inits and vi.name not in constants]
+    inputs = [v for v in declared if v not in consts and v not in constants]
     outputs = [vi.name for vi in g.output]
     nodes, protos = _nodes(g)
-    order = _check_structure(nodes, [vi.name for vi in g.input], inits, outputs)
+    order = _check_structure(nodes, list(declared), consts, outputs)
 
+    # 1. what must be folded, and is everything else convertible?
     fold, needed = _fold_set(order)
     fed = sorted(v for v in needed if v in inputs)
     if fed:
@@ -254,58 +253,84 @@ def from_onnx(model, input_shapes: dict | None = None, constants: dict | None = 
     if unsupported:
         raise UnsupportedOpError(unsupported)
 
-    types: dict = {}
-    dynamic = []
+    # 2. static input types; bound constants take the declared dtype
+    types = _input_types(inputs, declared, input_shapes)
+    for name, value in constants.items():
+        dtype, _ = _static_type(declared[name], "input")
+        consts[name] = value.astype(dtype) if dtype in np.sctypeDict else value
+    inferred = _infer(_bound_model(proto, [protos[id(n)] for n in order], types, consts,
+                                   constants))
+    types.update({name: TensorType(arr.shape, arr.dtype) for name, arr in consts.items()})
+
+    # 3. fold, and type every other node by converting it once
+    kept = _fold_and_convert(order, fold, protos, consts, types, inferred, opset,
+                             {(o.domain or ""): o.version for o in proto.opset_import}, inputs)
+    made = {v for n in kept for v in n.outputs if v}
+    used = {v for n in kept for v in n.inputs if v} | set(outputs)
+    initializers = {k: v for k, v in consts.items() if k in used}
+    values = {k: t for k, t in types.items() if k in used or k in made or k in inputs}
+    return Graph(kept, inputs, outputs, values, initializers, name=g.name or "graph",
+                 opset=opset).validate()
+
+
+def _input_types(inputs, declared, input_shapes) -> dict:
+    types, dynamic, shown = {}, [], []
     for name in inputs:
         dtype, dims = _static_type(declared[name], "input")
         if name in input_shapes:
             dims = list(input_shapes[name])
         if dims is None or any(d is None or d < 0 for d in dims):
-            shown = [d.dim_param or "?" if not d.HasField("dim_value") else d.dim_value
-                     for d in declared[name].type.tensor_type.shape.dim]
-            dynamic.append(f"{name!r} {shown if dims is not None else '(no shape)'}")
+            dim_protos = declared[name].type.tensor_type.shape.dim
+            text = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                    for d in dim_protos]
+            dynamic.append(name)
+            shown.append(f"{name!r} {text if dims is not None else '(no shape)'}")
             continue
         types[name] = TensorType(dims, dtype)
     if dynamic:
-        raise DynamicShapeError(
-            "tetune compiles static shapes; give these inputs a shape with input_shapes="
-            "{name: shape}: " + ", ".join(dynamic), [d.split()[0].strip("'") for d in dynamic])
-    consts = dict(inits)
-    for name, value in constants.items():
-        dtype, dims = _static_type(declared[name], "input")
-        consts[name] = value.astype(dtype) if dtype in np.sctypeDict else value
+        raise DynamicShapeError("tetune compiles static shapes; give these inputs a shape with "
+                                "input_shapes={name: shape}: " + ", ".join(shown), dynamic)
+    return types
 
-    # shape inference runs on the model with the static shapes and constants bound
+
+def _bound_model(proto, nodes, types, consts, constants):
+    """The model with its nodes in order, static input shapes and bound constants: what
+    ONNX's shape inference runs on."""
+    import onnx
+    from onnx import numpy_helper
+
     spec = onnx.ModelProto()
     spec.CopyFrom(proto)
     del spec.graph.node[:]
-    spec.graph.node.extend(protos[id(n)] for n in order)
+    spec.graph.node.extend(nodes)
     for vi in spec.graph.input:
         if vi.name in types:
             dims = vi.type.tensor_type.shape.dim
             del dims[:]
             for d in types[vi.name].shape:
                 dims.add().dim_value = d
-    for name, value in constants.items():
+    for name in constants:
         spec.graph.initializer.append(numpy_helper.from_array(consts[name], name))
-    inferred = _infer(spec)
+    return spec
 
-    for name, arr in consts.items():
-        types[name] = TensorType(arr.shape, arr.dtype)
+
+def _fold_and_convert(order, fold, protos, consts, types, inferred, opset, opset_imports,
+                      inputs) -> list:
+    """Evaluate the nodes in ``fold`` (their outputs join ``consts``); convert the others
+    to te on placeholders to type their outputs. Returns the nodes kept."""
+    import te
+
     producers = {v: n for n in order for v in n.outputs if v}
-    kept = []
     placeholders: dict = {}
 
     def tensor_of(value):
         if value not in placeholders:
-            import te
-
             ty = types[value]
-            placeholders[value] = te.placeholder(ty.shape, te_dtype(ty.dtype, f"value "
-                                                                              f"{value!r}"),
-                                                 name="v")
+            placeholders[value] = te.placeholder(
+                ty.shape, te_dtype(ty.dtype, f"value {value!r}"), name="v")
         return placeholders[value]
 
+    kept = []
     for n in order:
         if id(n) in fold:
             _fold(n, protos[id(n)], consts, types, opset_imports, producers, inputs)
@@ -315,14 +340,7 @@ def from_onnx(model, input_shapes: dict | None = None, constants: dict | None = 
         for value, t in zip(n.outputs, outs):
             if value:
                 types[value] = _checked_type(n, value, t, inferred.get(value))
-
-    used = {v for n in kept for v in n.inputs if v} | set(outputs)
-    initializers = {k: v for k, v in consts.items() if k in used}
-    values = {k: t for k, t in types.items() if k in used or k in inputs or
-              any(k in n.outputs for n in kept)}
-    graph = Graph(kept, inputs, outputs, values, initializers, name=g.name or "graph",
-                  opset=opset)
-    return graph.validate()
+    return kept
 
 
 def _fold(n, proto_node, consts, types, opset_imports, producers, graph_inputs):

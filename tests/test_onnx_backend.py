@@ -39,11 +39,7 @@ KNOWN = {
 }
 # case name -> a bug elsewhere in tetune that makes it fail today: run, and counted as an
 # expected failure while it fails (a pass is a pass)
-KNOWN_FAILURES = {
-    "test_flexattention_prob_mod_expanded_ver26":
-        "schedule_for: softmax followed by an elementwise epilogue in one fused group fails "
-        "to lower ('softmax_sum is computed at multiply but is also read by softmax')",
-}
+KNOWN_FAILURES: dict = {}
 _NOT_IMPLEMENTED = {  # case-name word -> a feature tetune does not implement
     "cubic": "Resize mode=cubic", "tf_crop_and_resize": "Resize tf_crop_and_resize",
     "antialias": "Resize antialias", "half_pixel_symmetric": "Resize half_pixel_symmetric",
