@@ -19,6 +19,7 @@ from .executor import GraphModule, ProfileTable
 from .ir import FUSED, Graph, Node, TensorType, fuse_nodes, toposort
 from .onnx_import import from_onnx, load_model
 from .passes import PassReport, optimize
+from .visualize import visualize
 
 
 def load(path) -> GraphModule:
