@@ -201,3 +201,62 @@ def cross_thread_reduce(lowering, info, p: int, inner) -> ir.Stmt:
     return allreduce(st.name, first.combiner, [b.dtype for b in info.buffers], leaf.var,
                      extent, bound, rows, row_extents, partial, final,
                      repeats(lowering, st, p))
+
+
+def double_buffered_loop(lowering, info, p: int, stages: list, body) -> ir.Stmt:
+    """The loop at level ``p`` of ``info.stage`` with the shared ``stages`` attached inside
+    it double-buffered: two copies of each buffer; the tile of iteration 0 is loaded before
+    the loop, and iteration ``i`` loads the tile of ``i + 1`` into the other copy before it
+    computes on its own, then waits at one barrier.  ``body()`` lowers the rest of the
+    loop body (without those stages)."""
+    from .schedule import ScheduleError
+
+    st = info.stage
+    leaf = st.leaf_iter_vars[p]
+    extent = info.extents[leaf]
+    for prod in stages:
+        if lowering.scope(prod) != "shared" or tag(st, leaf):
+            raise ScheduleError(
+                f"lower: double_buffer of {prod.name} needs a shared stage computed inside a "
+                f"serial loop; {prod.name} is {lowering.scope(prod)} at {leaf.name} of {st.name}")
+    var = leaf.var
+    fills, pairs = [], []
+    for prod in stages:
+        fills.append(lowering.stage_stmt(prod))
+        for b in lowering.info[id(prod)].buffers:
+            strides = None
+            if b.strides is not None:
+                size = 1 + sum((d - 1) * s for d, s in zip(b.shape, b.strides))
+                strides = (arith.simplify(size),) + b.strides
+            pairs.append((b, ir.Buffer(b.name, (2,) + b.shape, b.dtype, b.scope, strides)))
+
+    def retarget(stmt, copy):
+        def fexpr(e):
+            def fn(node):
+                for old, new in pairs:
+                    if isinstance(node, ir.BufferLoad) and node.buffer is old:
+                        return ir.BufferLoad(new, (copy,) + node.indices)
+                return None
+            return E.post_order_rewrite(e, fn)
+
+        def fstmt(s):
+            for old, new in pairs:
+                if isinstance(s, ir.Store) and s.buffer is old:
+                    return ir.Store(new, (copy,) + s.indices, s.value)
+            return None
+
+        return ir.rewrite(stmt, fstmt=fstmt, fexpr=fexpr)
+
+    def at(stmt, value):
+        return ir.rewrite(stmt, fexpr=lambda e: lowering.loops.simplify(
+            E.substitute(e, {var: value})))
+
+    zero = E.Const(0, var.dtype)
+    nxt = var + 1
+    prologue = [retarget(at(f, zero), zero) for f in fills]
+    prefetch = ir.IfThenElse(nxt < extent, ir.seq(retarget(at(f, nxt), nxt % 2) for f in fills))
+    loop_body = ir.seq([prefetch, retarget(body(), var % 2), ir.Barrier()])
+    out = ir.seq(prologue + [ir.Barrier(), lowering.loop(st, info, leaf, loop_body)])
+    for _, new in reversed(pairs):
+        out = ir.Allocate(new, out)
+    return out

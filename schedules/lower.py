@@ -271,10 +271,16 @@ class Lowering:
             else:
                 rest = [self.init_stmt(info, leaves[p:], guards_at, p)] if p == reduce_level \
                     else []
-                inner = main if p == len(leaves) else self.loop(st, info, leaves[p],
-                                                               content(p + 1, main))
+                db = [pr for pr in attached.get(p + 1, []) if pr.double_buffered]
+                if p == len(leaves):
+                    inner = main
+                elif db:
+                    inner = gpu.double_buffered_loop(self, info, p, db,
+                                                     lambda: content(p + 1, main))
+                else:
+                    inner = self.loop(st, info, leaves[p], content(p + 1, main))
                 rest.append(inner)
-            prods = attached.get(p, [])
+            prods = [pr for pr in attached.get(p, []) if not pr.double_buffered]
             before = gpu.barriers(self, st, p, prods)
             for k in reversed(range(len(prods) + 1)):
                 if k < len(prods):

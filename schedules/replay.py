@@ -46,7 +46,7 @@ def apply_step(s: Schedule, step: Step) -> None:
     elif kind == "compute_at":
         parent = s.stage_by_name(a["parent"])
         st.compute_at(parent, parent.axis_by_name(a["axis"]))
-    elif kind in ("compute_inline", "compute_root"):
+    elif kind in ("compute_inline", "compute_root", "double_buffer"):
         getattr(st, kind)()
     elif kind == "set_scope":
         st.set_scope(a["scope"])

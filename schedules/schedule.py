@@ -77,6 +77,7 @@ class Stage:
         self.attach_ivar: E.IterVar | None = None
         self.is_output = False
         self.storage_aligns: list = []  # (dim, factor, offset)
+        self.double_buffered = False
         self._reset_axes()
 
     def _reset_axes(self):
@@ -302,6 +303,13 @@ class Stage:
         """Storage scope of this stage's buffer ("global", "shared", "local")."""
         self.scope = str(scope)
         self._record("set_scope", scope=self.scope)
+
+    def double_buffer(self):
+        """Give this shared stage two buffers, so that a GPU block loads the next iteration's
+        tile while it computes on the current one (one barrier per iteration, not two)."""
+        self._check_compute("double_buffer")
+        self.double_buffered = True
+        self._record("double_buffer")
 
     def storage_align(self, axis, factor: int, offset: int):
         """Pad the buffer so that the stride of ``axis``'s dimension is ``k*factor + offset``."""

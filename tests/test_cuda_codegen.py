@@ -14,7 +14,7 @@ from conftest import matmul
 import te
 from runtime import BuildError
 from runtime.codegen_cuda import CudaOptions, generate
-from schedules import create_schedule, ir, lower
+from schedules import create_schedule, ir, lower, replay, steps_from_json, steps_to_json
 
 BX, BY = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y")
 TX, TY = te.thread_axis("threadIdx.x"), te.thread_axis("threadIdx.y")
@@ -72,6 +72,35 @@ def test_barriers_after_the_shared_write_and_before_the_next_one():
     assert body.index("barrier(shared)") < body.index("A.shared[")
     assert body.count("barrier(shared)") == 2
     assert body.index("+ A.shared[") > body.rindex("barrier(shared)")
+
+
+def test_double_buffer_loads_the_next_tile_before_computing():
+    s, args = shared_tile_matmul()
+    s.stage_by_name("A.shared").double_buffer()
+    text = str(lower(s, args))
+    assert "allocate A.shared[float32 * 2, 8, 4]" in text
+    loop = text[text.index("for (k.outer"):]
+    assert loop.index("if (k.outer + 1 < 4)") < loop.index("A.shared[(k.outer + 1) % 2,") \
+        < loop.index("A.shared[k.outer % 2,") < loop.index("barrier(shared)")
+    assert text.count("barrier(shared)") == 2
+
+
+def test_gpu_schedules_replay_from_their_steps():
+    s, args = shared_tile_matmul()
+    s.stage_by_name("A.shared").double_buffer()
+    again = replay([args[-1]], steps_from_json(steps_to_json(s.steps)))
+    assert str(lower(again, args)) == str(lower(s, args))
+
+
+def test_double_buffer_needs_a_shared_stage_in_a_serial_loop():
+    A, B, C = matmul(8, 8, 8)
+    s = create_schedule(C.op)
+    AA = s.cache_read(A, "local", [C])
+    s[C].bind(C.op.axis[0], TX)
+    s[AA].compute_at(s[C], C.op.reduce_axis[0])
+    s[AA].double_buffer()
+    with pytest.raises(Exception, match="double_buffer of A.local needs a shared stage"):
+        lower(s, [A, B, C])
 
 
 def test_cpu_schedules_get_no_barriers():

@@ -149,6 +149,20 @@ def test_shared_memory_tiles_and_register_tile(rng):
     assert f.build_info["kernels"][0]["shared_bytes"] == 2 * 8 * 4 * 4
 
 
+def test_double_buffered_shared_tiles(rng):
+    s, args = shared_matmul(20, 12, 10)
+    for st in s.stages:
+        if st.name in ("A.shared", "B.shared"):
+            st.double_buffer()
+    a, b = random_array(rng, (20, 10)), random_array(rng, (10, 12))
+    check(s, args, [a, b], [a @ b])
+    (c,) = run(s, args, [a, b], target="python")
+    np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+    src = build(s, args, target="cuda").source
+    assert "A_shared = cuda.shared.array((2, 8, 4), np.float32)" in src
+    assert src.count("cuda.syncthreads()") == 2  # after the first loads; once per iteration
+
+
 def test_python_target_runs_cuda_schedules_serially(rng):
     s, args = shared_matmul(12, 8, 8)
     a, b = random_array(rng, (12, 8)), random_array(rng, (8, 8))

@@ -51,17 +51,19 @@ def test_matmul_shared_tiles_and_register_tiles(rng):
     a, b = random_array(rng, (20, 12)), random_array(rng, (12, 24))
     f, space = check(te.ops.matmul(A, B), [A, B], [a, b], a @ b,
                      tile_y=[-1, 4, 2], tile_x=[-1, 4, 2], tile_k=[-1, 4])
-    assert set(space.space_map) == {"tile_y", "tile_x", "tile_k", "unroll_k"}
+    assert set(space.space_map) == {"tile_y", "tile_x", "tile_k", "unroll_k", "double_buffer"}
     assert f.source.count("cuda.shared.array") == 2
     assert f.build_info["kernels"][0]["register_tiles"] == ["matmul.local", "A.shared.local",
                                                             "B.shared.local"]
 
 
-def test_matmul_with_transposed_operands(rng):
+def test_matmul_with_transposed_operands_and_double_buffering(rng):
     A, B = te.placeholder((9, 6), name="A"), te.placeholder((10, 9), name="B")
     a, b = random_array(rng, (9, 6)), random_array(rng, (10, 9))
-    check(te.ops.matmul(A, B, transpose_a=True, transpose_b=True), [A, B], [a, b], a.T @ b.T,
-          tile_y=[-1, 2, 2], tile_x=[-1, 4, 1], tile_k=[-1, 4])
+    f, _ = check(te.ops.matmul(A, B, transpose_a=True, transpose_b=True), [A, B], [a, b],
+                 a.T @ b.T, tile_y=[-1, 2, 2], tile_x=[-1, 4, 1], tile_k=[-1, 4],
+                 double_buffer=True, unroll_k=False)
+    assert "cuda.shared.array((2, 4, 4), np.float32)" in f.source
 
 
 def test_dense_with_bias_epilogue(rng):

@@ -15,6 +15,8 @@ Knobs (defaults: a 64x64 block tile, 16x16 threads, 4x4 registers each, k chunks
 ``tile_x``  columns: ``[blocks, threads, registers]``
 ``tile_k``  the reduction: ``[chunks, chunk]`` (each chunk is one shared-memory load)
 ``unroll_k`` unroll the steps of a chunk (no loop counter; default on)
+``double_buffer`` load the next chunk into a second pair of shared tiles while computing on
+            this one (one barrier per chunk instead of two; default off)
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def schedule_gemm(cfg, s, outs, anchor):
     cfg.define_split("tile_k", kk, num_outputs=2, policy="verbose", max_factor=64,
                      default=DEFAULT_K)
     cfg.define_knob("unroll_k", [True, False], default=True)
+    cfg.define_knob("double_buffer", [False, True], default=False)
     cfg.add_flop(2 * m * n * kk * _prod(extent(b) for b in batch_axes))
     ty_n = cfg["tile_y"].size[1]
     tx_n = cfg["tile_x"].size[1]
@@ -104,6 +107,8 @@ def schedule_gemm(cfg, s, outs, anchor):
     for t in shared:
         s[t].compute_at(acc, ko)
         cooperative_fetch(s[t], ty_n, tx_n)
+        if cfg["double_buffer"].val:
+            s[t].double_buffer()
     for t in local:
         s[t].compute_at(acc, ki)
         for ax in s[t].op.axis:
