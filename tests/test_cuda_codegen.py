@@ -12,7 +12,7 @@ import pytest
 from conftest import matmul
 
 import te
-from runtime import BuildError
+from runtime import ArgumentError, BuildError
 from runtime.codegen_cuda import CudaOptions, generate
 from schedules import create_schedule, ir, lower, replay, steps_from_json, steps_to_json
 
@@ -301,3 +301,30 @@ def test_the_cuda_benchmark_stops_clearly_without_a_gpu():
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "benchmarks/cuda.py needs a CUDA GPU: target 'cuda'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class FakeDeviceArray:
+    """Just the ``__cuda_array_interface__`` of a GPU array (as CuPy and torch expose it)."""
+
+    def __init__(self, shape, typestr="<f4", strides=None):
+        self.shape = shape
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "data": (0, False),
+                                         "strides": strides, "version": 3}
+
+
+def test_device_arrays_are_checked_through_their_interface_and_passed_as_they_are():
+    from runtime.codegen_cuda import CudaOptions
+    from runtime.cuda_module import CudaModule
+    from runtime.cuda_passes import plan
+
+    s, args, _ = elementwise()
+    func = lower(s, args)
+    module = CudaModule(func, "", None, plan(func, CudaOptions()), [])
+    a, b = FakeDeviceArray((64,)), FakeDeviceArray((64,))
+    assert module.bind([a, b]) == [a, b]
+    with pytest.raises(ArgumentError, match="A must have dtype float32, got float64"):
+        module.bind([FakeDeviceArray((64,), "<f8"), b])
+    with pytest.raises(ArgumentError, match=r"must have shape \(64\), got \(32,\)"):
+        module.bind([FakeDeviceArray((32,)), b])
+    with pytest.raises(ArgumentError, match="C-contiguous device array"):
+        module.bind([FakeDeviceArray((64,), strides=(8,)), b])
