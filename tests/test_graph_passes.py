@@ -14,6 +14,7 @@ from graph import testing
 from graph.passes import (
     Kind,
     PassReport,
+    convert_layout,
     default_passes,
     eliminate_common_subexpressions,
     eliminate_dead_nodes,
@@ -28,6 +29,7 @@ from graph.passes import (
     run_passes,
     simplify,
 )
+from graph.passes.layout import block_of
 
 RNG = np.random.default_rng(0)
 
@@ -440,6 +442,56 @@ def test_siblings_whose_slices_would_cost_a_kernel_stay_apart():
     assert fuse_siblings(g) is g
 
 
+# -- layout --------------------------------------------------------------------------------------
+
+
+def test_channel_blocks():
+    assert [block_of(c) for c in (3, 16, 64, 24, 17, 40)] == [3, 16, 16, 12, None, 10]
+
+
+def test_layout_blocks_convs_and_keeps_activations_blocked_between_them():
+    g = optimize(graph.from_onnx(testing.resnet_block(channels=16, image=5)), level=1)
+    out = convert_layout(g)
+    assert ops(out) == Counter({"tetune.Conv2dNCHWc": 2, "tetune.LayoutTransform": 2, "Add": 3,
+                                "Relu": 2})
+    first, last = (n for n in out.nodes if n.op_type == "tetune.LayoutTransform")
+    assert (first.inputs, first.attrs["dst"]) == (("input",), "NCHW16c")  # once, shared by
+    assert (last.outputs, last.attrs["src"]) == (("output",), "NCHW16c")  # conv and residual
+    conv = next(n for n in out.nodes if n.op_type == "tetune.Conv2dNCHWc")
+    assert out.initializers[conv.inputs[1]].shape == (1, 1, 3, 3, 16, 16)  # blocked weights
+    assert_same(g, out, rtol=1e-4, atol=1e-5)
+
+
+def test_layout_covers_pools_concat_depthwise_and_per_channel_constants():
+    g = model([node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]),
+               node("Mul", ["a", "scale"], ["m"]),
+               node("MaxPool", ["m"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+               node("Conv", ["p", "dw"], ["d"], group=8, pads=[1, 1, 1, 1]),
+               node("Concat", ["p", "d"], ["c"], axis=1),
+               node("AveragePool", ["c"], ["q"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+               node("GlobalAveragePool", ["q"], ["gp"]),
+               node("Flatten", ["gp"], ["y"])],
+              {"x": (1, 3, 6, 6)}, ["y"],
+              {"w1": rand(8, 3, 3, 3), "b1": rand(8), "scale": rand(8, 1, 1),
+               "dw": rand(8, 1, 3, 3)})
+    out = convert_layout(g, block=4)
+    assert ops(out) == Counter({"tetune.Conv2dNCHWc": 2, "tetune.LayoutTransform": 2,
+                                "Add": 1, "Mul": 1, "tetune.MaxPool2dNCHWc": 1, "Concat": 1,
+                                "tetune.AveragePool2dNCHWc": 1,
+                                "tetune.GlobalAveragePool2dNCHWc": 1, "Flatten": 1})
+    assert_same(g, out, rtol=1e-4, atol=1e-5)
+    assert_same(g, fuse_ops(out), rtol=1e-4, atol=1e-5)
+
+
+def test_layout_is_all_or_nothing():
+    grouped = model([node("Conv", ["x", "w"], ["a"]), node("Conv", ["a", "g"], ["y"], group=2)],
+                    {"x": (1, 4, 3, 3)}, ["y"], {"w": rand(4, 4, 1, 1), "g": rand(4, 2, 1, 1)})
+    assert convert_layout(grouped) is grouped  # a grouped (not depthwise) conv stays NCHW
+    single = model([node("Conv", ["x", "w"], ["y"])], {"x": (1, 4, 3, 3)}, ["y"],
+                   {"w": rand(4, 4, 1, 1)})
+    assert convert_layout(single) is single  # one conv does not pay for two transforms
+
+
 # -- memory planning --------------------------------------------------------------------------
 
 
@@ -533,8 +585,9 @@ def test_optimize_levels_and_report():
                                                    "fold_batch_norm"]
     assert report.records[2].changes == {"BatchNormalization": -2}
     level2 = optimize(g)
-    assert ops(level2) == Counter(Fused=2)
-    assert default_passes("cpu", 2)[-1] is fuse_ops
+    assert ops(level2) == Counter({"Fused": 2, "tetune.LayoutTransform": 2})
+    assert default_passes("cpu", 2)[-2:] == [convert_layout, fuse_ops]
+    assert convert_layout not in default_passes("cuda", 2)
     assert_same(g, level2, rtol=1e-4, atol=1e-5)
 
 
@@ -553,7 +606,7 @@ def test_compile_reports_passes_and_memory(capsys):
     printed = capsys.readouterr().out
     assert "fuse_ops" in printed and "memory plan" in printed
     report = module.pass_report
-    assert report.fused_groups == 2 and report.memory is module.memory_plan
+    assert report.fused_groups == 3 and report.memory is module.memory_plan
     assert module.memory_plan.planned_bytes < module.memory_plan.naive_bytes
     feeds = testing.random_inputs(model_proto)
     want = graph.compile(model_proto, target="python", passes=None, memory_plan=False).run(feeds)
@@ -574,7 +627,8 @@ def test_test_networks_compute_the_same_after_all_passes(name):
     proto = NETS[name]()
     g = graph.from_onnx(proto)
     out = optimize(g)
-    assert len(out.nodes) < len(g.nodes) / 2
+    kernels = [n for n in out.nodes if n.op_type != "tetune.LayoutTransform"]
+    assert len(kernels) < len(g.nodes) / 2  # plus the two layout transforms of a CNN
     assert "BatchNormalization" not in ops(out)
     feeds = testing.random_inputs(proto)
     want = run(g, feeds)

@@ -10,6 +10,8 @@ module                 passes
                        reshape chains, x-c, x/c, x**2, Pad into Conv, ...)
 ``fold_scale``         fold_batch_norm, fold_scale_axis (into Conv/Gemm/MatMul weights)
 ``horizontal``         fuse_siblings (sibling MatMuls/Convs on one input -> one op + slices)
+``layout``             convert_layout (convolutions in NCHW{c}c, weights blocked at compile
+                       time, activations transformed at the region's boundary)
 ``fuse``               fuse_ops (FuseOps: anchor + epilogue, reductions, injective chains)
 ``memory``             plan_memory (buffer reuse by liveness; concat/reshape/slice as views)
 ``manager``            optimize, default_passes, run_passes, PassReport
@@ -20,11 +22,12 @@ from .cleanup import eliminate_common_subexpressions, eliminate_dead_nodes, fold
 from .fold_scale import fold_batch_norm, fold_scale_axis
 from .fuse import Kind, fuse_ops, node_kind
 from .horizontal import fuse_siblings
+from .layout import convert_layout
 from .manager import PassRecord, PassReport, default_passes, optimize, run_passes
 from .memory import MemoryPlan, plan_memory
 from .simplify import simplify
 
-__all__ = ["Kind", "MemoryPlan", "PassRecord", "PassReport", "default_passes",
+__all__ = ["Kind", "MemoryPlan", "PassRecord", "PassReport", "convert_layout", "default_passes",
            "eliminate_common_subexpressions", "eliminate_dead_nodes", "fold_batch_norm",
            "fold_constants", "fold_scale_axis", "fuse_ops", "fuse_siblings", "node_kind",
            "optimize", "plan_memory", "run_passes", "simplify"]

@@ -12,12 +12,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from schedules.registry import normalize_target
+
 from ..errors import GraphError
 from ..ir import Graph
 from .cleanup import eliminate_common_subexpressions, eliminate_dead_nodes, fold_constants
 from .fold_scale import fold_batch_norm
 from .fuse import fuse_ops
 from .horizontal import fuse_siblings
+from .layout import convert_layout
 from .simplify import simplify
 
 DEFAULT_LEVEL = 2
@@ -25,14 +28,18 @@ DEFAULT_LEVEL = 2
 
 def default_passes(target: str = "cpu", level: int = DEFAULT_LEVEL) -> list:
     """The pipeline of ``level``: 0 none; 1 the rewrites that keep one kernel per node
-    (folding, simplification, batch-norm folding, CSE, DCE); 2 also horizontal fusion and
-    operator fusion (``graph.compile``'s default)."""
+    (folding, simplification, batch-norm folding, CSE, DCE); 2 also horizontal fusion, the
+    NCHW{c}c layout for convolutions (cpu targets) and operator fusion (``graph.compile``'s
+    default)."""
     if level <= 0:
         return []
     passes = [fold_constants, simplify, fold_batch_norm, fold_constants,
               eliminate_common_subexpressions, eliminate_dead_nodes]
     if level >= 2:
-        passes += [fuse_siblings, fuse_ops]
+        passes.append(fuse_siblings)
+        if normalize_target(target) == "cpu":
+            passes.append(convert_layout)
+        passes.append(fuse_ops)
     return passes
 
 
