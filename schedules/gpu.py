@@ -4,8 +4,11 @@
   a ``threadIdx`` axis encloses it, else in ``"shared"`` memory (TVM's default).
 * The region of a ``"shared"`` buffer is relaxed over the ``threadIdx`` and ``vthread`` axes
   that enclose it: all threads of a block fill one tile together, each its part.
+* Barriers: after shared memory is written and before it is read; in a loop, also before
+  it is written again (the last iteration's readers must be done).
 * A cross-thread reduction (a reduction axis bound to ``threadIdx``) becomes per-thread partial
   results in registers, a tree over a shared array, and a store of the result.
+* ``double_buffer``: two copies of a shared tile, the next one loaded during this iteration.
 
 Every construct here is also correct when the thread loops run one after another (the
 ``"python"`` target), which makes that target the oracle for cuda schedules.
@@ -52,10 +55,11 @@ def allreduce(name: str, combiner, dtypes: list, tag_var: E.Var, extent: int, ta
 
     ``partial(accs)`` returns the statements by which one thread (``tag_var``) reduces its
     share into the one-element local buffers ``accs`` (one per output); ``final(values,
-    lane)`` returns the statements of thread ``lane`` that consume the reduced ``values``.  ``row_vars`` are the other
-    thread axes (``threadIdx.y`` ...) that enclose the reduction: each of their values is a
-    separate reduction with its own row of the shared arrays.  With ``repeat`` (the reduction
-    runs more than once per block) a barrier first waits for readers of the last result.
+    lane)`` returns the statements of thread ``lane`` that consume the reduced ``values``.
+    ``row_vars`` are the other thread axes (``threadIdx.y`` ...) that enclose the reduction:
+    each of their values is a separate reduction with its own row of the shared arrays.  With
+    ``repeat`` (the reduction runs more than once per block) a barrier first waits for the
+    readers of the last result.
     """
     zero = E.Const(0, "int32")
     accs = [ir.Buffer(f"{name}.acc{i}", (1,), dt, "local") for i, dt in enumerate(dtypes)]
