@@ -24,6 +24,14 @@ What a built module contains, and why:
 * ``unrolled`` and ``vectorized`` loops of constant extent are unrolled in the source.
 * float32 constants are typed module globals, so arithmetic stays in float32 (a bare ``0.5`` is
   float64 to numba, and fp64 runs at a fraction of the fp32 rate on most GPUs).
+* Array indices are ``u64(...)``: numba adds a negative-index wraparound (three 64-bit
+  operations) to every signed index, and lowering never emits a negative one.
+
+The passes that decide all this are in ``runtime.cuda_passes``; this module writes the source
+(kernels, then the host function that allocates temporaries and launches them) and builds it.
+Kernels compile at their first launch; with numba-cuda's ``cache=True`` the machine code of
+the content-hashed kernel file (``runtime.kernel_cache``) is reused by later processes.
+``runtime.cuda_env`` says why a machine cannot run them, and holds the simulator switch.
 """
 
 from __future__ import annotations
