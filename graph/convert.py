@@ -50,8 +50,10 @@ def converter(*op_types: str, const_inputs=()):
 
 
 def supported_ops() -> list:
+    """The ONNX op types with a converter (not the compiler's own ``tetune.*`` ops that
+    graph passes create, such as the NCHW{c}c convolution)."""
     _load_converters()
-    return sorted(CONVERTERS)
+    return sorted(op for op in CONVERTERS if not op.startswith("tetune."))
 
 
 def get_converter(op_type: str) -> Converter | None:
