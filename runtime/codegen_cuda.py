@@ -284,8 +284,9 @@ def generate(func: ir.PrimFunc, opts: CudaOptions | None = None, limits: dict | 
 
 
 def build_cuda(func: ir.PrimFunc, opts: CudaOptions | None = None):
-    """Generate the module, import it through the kernel cache and wrap it in a CudaModule.
-    Kernels compile at their first launch (numba-cuda specializes on the argument types)."""
+    """Generate the module, import it through the kernel cache, compile its kernels for the
+    argument types a call passes (C-contiguous arrays, int64 extents) and wrap it in a
+    CudaModule.  In the simulator nothing compiles."""
     from . import kernel_cache
     from .cuda_module import CudaModule
 
@@ -297,10 +298,19 @@ def build_cuda(func: ir.PrimFunc, opts: CudaOptions | None = None):
         mod = kernel_cache.load_module(source, func.name, "cuda")
     except SyntaxError as err:  # a bug of this generator, not of the user's schedule
         raise _build_error(f"{func.name}: generated source does not parse ({err})") from err
-    module = CudaModule(func, source, getattr(mod, fn_name), p,
-                        [getattr(mod, n) for n in kernel_names])
+    kernels = [getattr(mod, n) for n in kernel_names]
+    if not cuda_env.simulator_active():
+        for kernel, k in zip(kernels, p.kernels):
+            try:
+                kernel.compile(_signature(k))
+            except Exception as err:  # numba raises many kinds
+                raise _build_error(
+                    f"{func.name}: numba-cuda could not compile kernel {kernel.__name__} "
+                    f"({type(err).__name__}: {str(err).strip()[:2000]})\nsource: "
+                    f"{getattr(mod, '__file__', '?')}") from err
+    module = CudaModule(func, source, getattr(mod, fn_name), p, kernels)
     module.build_info = {
-        "import_seconds": time.perf_counter() - t0,
+        "compile_seconds": time.perf_counter() - t0,
         "source_path": getattr(mod, "__file__", None),
         "simulator": cuda_env.simulator_active(),
         "kernels": [{"name": n, "grid": [str(g) for g in k.grid], "block": list(k.block),
@@ -310,3 +320,14 @@ def build_cuda(func: ir.PrimFunc, opts: CudaOptions | None = None):
         "notes": list(p.notes),
     }
     return module
+
+
+def _signature(k: Kernel) -> tuple:
+    """The numba types of a kernel's arguments as the host function passes them."""
+    from numba import from_dtype, types
+
+    arrays = [types.Array(from_dtype(np.dtype(b.dtype)), len(b.shape), "C") for b in k.buffers]
+    # Module.bind passes integer scalars as Python ints, float ones as numpy scalars.
+    scalars = [types.int64 if np.dtype(v.dtype).kind in "iu" else from_dtype(np.dtype(v.dtype))
+               for v in k.scalars]
+    return tuple(arrays + scalars)

@@ -66,6 +66,20 @@ def test_symbolic_extent_sets_the_grid_at_call_time(rng):
         np.testing.assert_allclose(c, a + b)
 
 
+def test_explicit_scalar_arguments(rng):
+    n, alpha = te.var("n"), te.var("alpha", "float32")
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * alpha, name="B")
+    s = create_schedule(B.op)
+    bx, tx = s[B].split(B.op.axis[0], factor=8)
+    s[B].bind(bx, BX)
+    s[B].bind(tx, TX)
+    f = build(s, [A, B, alpha], target="cuda")
+    a, b = random_array(rng, 11), np.zeros(11, "float32")
+    f(a, b, 0.5)
+    np.testing.assert_allclose(b, a * np.float32(0.5))
+
+
 def test_blocks_and_threads_in_three_dimensions(rng):
     A = te.placeholder((3, 5, 6), name="A")
     B = te.compute((3, 5, 6), lambda i, j, k: A[i, j, k] * 2.0 + 1.0, name="B")
