@@ -475,6 +475,27 @@ def test_simulated_annealing_finds_the_predicted_best(task):
     assert ranked == sorted(range(len(tiny.config_space)), reverse=True)[:5]
 
 
+@template("test_tuner_no_knobs")
+def no_knobs(n):
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * 2.0, name="B")
+    return create_schedule(B.op), [A, B]
+
+
+@pytest.mark.parametrize("make", [
+    *TUNERS.values(),
+    lambda task, seed: XGBTuner(task, plan_size=1, feature_type="knob", seed=seed),
+    lambda task, seed: XGBTuner(task, plan_size=1, feature_type="itervar", seed=seed),
+])
+def test_a_space_of_one_point(make):
+    task = Task("test_tuner_no_knobs", (8,), "python")
+    assert len(task.config_space) == 1
+    tuner = make(task, 0)
+    measure = FakeMeasure(task)
+    tuner.tune(10, measure)
+    assert measure.measured == [0] and tuner.best_config.index == 0
+
+
 def test_tuner_argument_errors(task):
     with pytest.raises(ValueError, match="optimizer"):
         XGBTuner(task, optimizer="ga")

@@ -115,6 +115,8 @@ class XGBCostModel:
         if not best > 0:
             return False
         X = self.extract(indices)
+        if X.shape[1] == 0:  # a template without knobs: nothing to learn from
+            return False
         margin = self._base_margin(X)
         self.booster = self._train(X, y / best, [len(y)], margin)
         self._fitted_on = (list(indices), y)
