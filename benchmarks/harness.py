@@ -1,4 +1,4 @@
-"""Measurement helpers shared by the benchmark scripts (matmul.py, conv2d.py).
+"""Measurement helpers shared by the benchmark scripts (matmul.py, conv2d.py, ops.py).
 
 The scripts put the repository root on sys.path and import this as ``benchmarks.harness``,
 so it works both when a script is run as ``python benchmarks/<name>.py`` and when the
@@ -75,18 +75,19 @@ def per_call(fn, min_seconds=0.05):
     return (time.perf_counter() - t0) / number
 
 
-def interleaved(peers, kernel_fn, repeat, pause):
+def interleaved(peers, kernel_fn, repeat, pause, min_seconds=0.05):
     """Median seconds per call of every peer (a dict name -> fn) and of the kernel, measured in
     turns (peer, peer, ..., kernel, peer, ...).  Sleeps ``pause`` seconds after every peer
     call, because the peers' thread pools (OpenBLAS, onnxruntime) keep spinning for a while
-    and slow the next call down.  Returns ({name: median}, kernel median)."""
+    and slow the next call down.  Each sample loops calls for ``min_seconds``.  Returns
+    ({name: median}, kernel median)."""
     times = {p: [] for p in peers}
     mine = []
     for _ in range(repeat):
         for p, fn in peers.items():
-            times[p].append(per_call(fn))
+            times[p].append(per_call(fn, min_seconds))
             time.sleep(pause)
-        mine.append(per_call(kernel_fn))
+        mine.append(per_call(kernel_fn, min_seconds))
     return {p: statistics.median(v) for p, v in times.items()}, statistics.median(mine)
 
 
