@@ -60,7 +60,7 @@ class Tuner:
     def _observe(self, inputs, results):
         """Learn from results (of this task); the base tuner learns nothing."""
 
-    # -- results in ---------------------------------------------------------------------------
+    # -- results in -------------------------------------------------------------------------
     def update(self, inputs, results):
         """Take in measured results: bookkeeping (best, errors, visited), then learning."""
         self._record(inputs, results)
@@ -70,7 +70,8 @@ class Tuner:
         """Take in records of this task from an earlier run's log: their configs are never
         measured again, they count toward the best and teach the model, and the next
         ``tune`` call counts them toward its ``n_trial``. Records of other tasks (workload
-        or target string), or whose config does not fit this space, are skipped. Returns how many were taken."""
+        or target string), or whose config does not fit this space, are skipped. Returns
+        how many were taken."""
         mine_in, mine_res = [], []
         for inp, res in zip(inputs, results):
             index = self._index_of(inp)
@@ -124,7 +125,7 @@ class Tuner:
             return 0.0
         return (self.task.flop or 1) / cost
 
-    # -- proposing helpers ----------------------------------------------------------------------
+    # -- proposing helpers ------------------------------------------------------------------
     def _claim(self, index: int):
         """Mark ``index`` visited and return its config."""
         self.visited.add(index)
@@ -143,7 +144,7 @@ class Tuner:
             return self.rng.choice(left) if left else None
         return None
 
-    # -- the loop ---------------------------------------------------------------------------------
+    # -- the loop ---------------------------------------------------------------------------
     def tune(self, n_trial: int, measure_option, early_stopping: int | None = None,
              callbacks=()):
         """Measure up to ``n_trial`` configs (records resumed by a callback's ``on_start``
@@ -151,9 +152,11 @@ class Tuner:
 
         ``measure_option``: options for ``autotune.measure.create_measure_batch`` (from
         ``autotune.measure_option``), or a callable ``measure(inputs) -> results`` used as
-        is (its ``n_parallel`` attribute, if any, sets the batch size). ``early_stopping``: stop after that many trials
-        without a better config. ``callbacks``: ``cb(tuner, inputs, results)`` after each
-        batch; a callback may also have ``on_start(tuner)`` and ``on_end(tuner)``.
+        is (its ``n_parallel`` attribute, if any, sets the batch size). ``early_stopping``:
+        stop after that many trials without a better config. ``callbacks``:
+        ``cb(tuner, inputs, results)`` after each batch; a callback may also have
+        ``on_start(tuner)`` and ``on_end(tuner)``; an exception from a callback ends the
+        run (after every ``on_end``) and propagates.
         A candidate that fails is a result with an error number, never an exception; on
         Ctrl-C the callbacks' ``on_end`` run and the ``KeyboardInterrupt`` propagates.
         """
