@@ -44,7 +44,7 @@ def optimize_graph(graph: Graph, target: str, passes="default", report=None) -> 
     return run_passes(graph, passes, target, report)
 
 
-def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | None = None,  # noqa: A001 - TVM's name
+def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | None = None,
             constants: dict | None = None, passes="default", memory_plan: bool = True,
             verbose: bool = False) -> GraphModule:
     """Compile an ONNX model (ModelProto, bytes, path) or a ``Graph`` for ``target``

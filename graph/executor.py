@@ -148,10 +148,8 @@ class GraphModule:
             if tuple(arr.shape) != ty.shape:
                 raise GraphError(f"input {name!r} must have shape {ty.shape}, got "
                                  f"{tuple(arr.shape)}")
-            if arr.dtype != np.dtype(ty.dtype):
-                if not np.can_cast(arr.dtype, ty.dtype, casting="same_kind"):
-                    raise GraphError(f"input {name!r} must have dtype {ty.dtype}, got "
-                                     f"{arr.dtype}")
+            if not np.can_cast(arr.dtype, ty.dtype, casting="same_kind"):
+                raise GraphError(f"input {name!r} must have dtype {ty.dtype}, got {arr.dtype}")
             np.copyto(self.buffers[name], arr, casting="same_kind")
 
     def execute(self):

@@ -23,8 +23,7 @@ import os
 import numpy as np
 
 from .convert import convert_node, get_converter, onnx_dtype, te_dtype
-from .errors import ConversionError, DynamicShapeError, GraphError, ModelError
-from .errors import UnsupportedOpError
+from .errors import ConversionError, DynamicShapeError, GraphError, ModelError, UnsupportedOpError
 from .ir import Graph, Node, TensorType, toposort
 
 _ALWAYS_FOLDED = ("Constant", "Shape", "Size")

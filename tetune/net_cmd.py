@@ -207,7 +207,9 @@ def _median_ms(fn, runs: int) -> float:
 
 
 def _set_threads(threads):
-    import runtime  # noqa: F401 - sets numba's environment before numba is imported
+    import importlib
+
+    importlib.import_module("runtime")  # before numba: it sets numba's environment
     import numba
 
     if threads is None:

@@ -20,7 +20,8 @@ from ..errors import TETypeError
 from ..expr import const, max_expr, min_expr, select
 from ..intrin import all as all_of
 from ..operation import reduce_axis
-from ..reduction import max as max_reducer, sum as sum_reducer
+from ..reduction import max as max_reducer
+from ..reduction import sum as sum_reducer
 from ..tensor import Tensor
 from . import tags
 from ._util import (
@@ -519,8 +520,29 @@ def last_arg(x, axis: int, keepdims: bool, dtype: str = "int64", kind: str = "ar
 
 
 __all__ = [
-    "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and",
-    "logical_or", "logical_xor", "logical_not", "elu", "selu", "hard_sigmoid", "hard_swish",
-    "prelu", "conv_nd", "conv_transpose_nd", "max_pool_nd", "avg_pool_nd", "full", "arange",
-    "tile", "einsum", "last_arg", "trunc_divide",
+    "arange",
+    "avg_pool_nd",
+    "conv_nd",
+    "conv_transpose_nd",
+    "einsum",
+    "elu",
+    "equal",
+    "full",
+    "greater",
+    "greater_equal",
+    "hard_sigmoid",
+    "hard_swish",
+    "last_arg",
+    "less",
+    "less_equal",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "max_pool_nd",
+    "not_equal",
+    "prelu",
+    "selu",
+    "tile",
+    "trunc_divide",
 ]
