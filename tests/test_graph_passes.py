@@ -382,6 +382,17 @@ def test_softmax_and_layer_norm_written_as_nodes_fuse_into_one_kernel_each():
     assert_same(g, out)
 
 
+def test_softmax_and_layer_norm_anchors_take_elementwise_epilogues():
+    g = model([node("Softmax", ["x"], ["s"], axis=-1), node("Mul", ["s", "c"], ["m"]),
+               node("LayerNormalization", ["m", "g", "b"], ["n"], axis=-1),
+               node("Relu", ["n"], ["y"])],
+              {"x": (2, 3, 8)}, ["y"], {"c": rand(8), "g": rand(8), "b": rand(8)})
+    out = fuse_ops(g)
+    assert [_members(n) for n in out.nodes] == [["Softmax", "Mul"],
+                                                ["LayerNormalization", "Relu"]]
+    assert_same(g, out)
+
+
 def test_injective_chains_fuse_but_never_follow_a_reduction():
     g = model([node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
                node("Reshape", ["t", "shape"], ["r"]), node("Relu", ["r"], ["a"]),
@@ -561,6 +572,19 @@ def test_concat_reshape_and_slice_become_views():
     feeds = feeds_for(g)
     for want, got in zip(run(g, feeds), module.run(feeds)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_a_saved_module_with_views_loads_and_runs(tmp_path):
+    g = model([node("MatMul", ["x", "w1"], ["a"]), node("MatMul", ["x", "w2"], ["b"]),
+               node("Concat", ["a", "b"], ["y"], axis=1)],
+              {"x": (1, 3)}, ["y"], {"w1": rand(3, 3), "w2": rand(3, 4)})
+    module = graph.compile(g, target="python")
+    assert module.memory_plan.elided == {"Concat_2"}
+    module.save(tmp_path / "m.tetune")
+    loaded = graph.load(tmp_path / "m.tetune")  # the plan is made again from the graph
+    assert loaded.memory_plan.elided == {"Concat_2"}
+    feeds = feeds_for(g)
+    np.testing.assert_allclose(loaded.run(feeds)[0], run(g, feeds)[0], rtol=1e-6)
 
 
 def test_concat_that_cannot_be_written_in_place_is_kept():

@@ -125,13 +125,17 @@ def eliminate_common_subexpressions(graph: Graph) -> Graph:
     """Merge constants with equal contents, then nodes with the same op, attributes and
     inputs (after those merges): the later one's outputs are read from the first."""
     rw = Rewriter(graph)
-    first: dict = {}
+    by_type: dict = {}  # only constants of one dtype and shape are hashed and compared
     for name, arr in graph.initializers.items():
-        key = array_key(arr)
-        if key in first:
-            rw.forward(name, first[key])
-        else:
-            first[key] = name
+        by_type.setdefault((arr.dtype.str, arr.shape), []).append(name)
+    for names in by_type.values():
+        first: dict = {}
+        for name in names if len(names) > 1 else ():
+            key = array_key(graph.initializers[name])
+            if key in first:
+                rw.forward(name, first[key])
+            else:
+                first[key] = name
     seen: dict = {}
     for node in graph.nodes:
         if node.is_fused or node.op_type in NONDETERMINISTIC:

@@ -44,7 +44,7 @@ class MemoryPlan:
     block_bytes: tuple
     placement: Mapping
     elided: frozenset = field(default_factory=frozenset)
-    naive_bytes: int = 0  # one buffer per planned value, as without a plan
+    naive_bytes: int = 0  # one (aligned) buffer per planned value, as without a plan
 
     @property
     def planned_bytes(self) -> int:
@@ -128,7 +128,7 @@ def plan_memory(graph: Graph, views: bool = True) -> MemoryPlan:
     for v in planned:
         owner, offset = root(v)
         placement[v] = (block_of[owner], offset)
-    naive = sum(_nbytes(graph, v) for v in planned)
+    naive = sum(_aligned(_nbytes(graph, v)) for v in planned)
     return MemoryPlan(tuple(block_bytes), placement, frozenset(elided), naive)
 
 
