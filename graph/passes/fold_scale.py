@@ -66,7 +66,7 @@ def fold_scale_axis(graph: Graph) -> Graph:
     rw = Rewriter(graph)
     for node in graph.nodes:
         rw.release(node.name)
-        node = node.replace(inputs=tuple(rw.resolve(v) if v else v for v in node.inputs))
+        node = rw.renamed(node)
         done = False
         if node.op_type in ("Mul", "Add"):
             done = _fold_backward(rw, node, uses)

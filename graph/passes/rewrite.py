@@ -111,11 +111,15 @@ class Rewriter:
         return name
 
     # -- building ---------------------------------------------------------------------------
+    def renamed(self, node: Node) -> Node:
+        """``node`` reading the values that replace its inputs (a fused group's subgraph is
+        renamed with it, so the two keep the same inputs)."""
+        mapping = {v: self.resolve(v) for v in node.inputs if v and self.resolve(v) != v}
+        return rename_inputs(node, mapping) if mapping else node
+
     def emit(self, node: Node) -> Node:
         """Append ``node`` with its inputs renamed through the replacements made so far."""
-        inputs = tuple(self.resolve(v) if v else v for v in node.inputs)
-        if inputs != node.inputs:
-            node = node.replace(inputs=inputs)
+        node = self.renamed(node)
         self.nodes.append(node)
         self._node_names.add(node.name)
         for v in node.outputs:
@@ -178,12 +182,35 @@ class Rewriter:
         return nodes, outputs
 
 
+def rename_inputs(node: Node, mapping: dict) -> Node:
+    """``node`` with its inputs renamed by ``mapping``; a fused group's subgraph too (inputs
+    that become equal are merged)."""
+    def ren(v):
+        return mapping.get(v, v) if v else v
+
+    if not node.is_fused:
+        return node.replace(inputs=tuple(ren(v) for v in node.inputs))
+    sub = node.subgraph
+    inputs = tuple(dict.fromkeys(ren(v) for v in sub.inputs))
+    sub = sub.replace(nodes=[m.replace(inputs=tuple(ren(v) for v in m.inputs))
+                             for m in sub.nodes],
+                      inputs=inputs, values={ren(k): t for k, t in sub.values.items()})
+    return node.replace(inputs=inputs, subgraph=sub)
+
+
 def _rename(node: Node, old: str, new: str) -> Node:
+    """``node`` with the value ``old`` called ``new`` wherever it reads or writes it (inside
+    a fused group's subgraph too)."""
     inputs = tuple(new if v == old else v for v in node.inputs)
     outputs = tuple(new if v == old else v for v in node.outputs)
     if inputs == node.inputs and outputs == node.outputs:
         return node
-    return node.replace(inputs=inputs, outputs=outputs)
+    sub = node.subgraph
+    if sub is not None:
+        sub = sub.replace(nodes=[_rename(m, old, new) for m in sub.nodes], inputs=inputs,
+                          outputs=outputs,
+                          values={new if k == old else k: t for k, t in sub.values.items()})
+    return node.replace(inputs=inputs, outputs=outputs, subgraph=sub)
 
 
 def live_nodes(graph: Graph) -> list:

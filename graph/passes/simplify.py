@@ -43,7 +43,7 @@ def simplify(graph: Graph, rules: dict | None = None) -> Graph:
         rw = Rewriter(graph)
         for node in graph.nodes:
             rw.release(node.name)
-            node = node.replace(inputs=tuple(rw.resolve(v) if v else v for v in node.inputs))
+            node = rw.renamed(node)
             if not any(fn(rw, node) for fn in rules.get(node.op_type, ())):
                 rw.emit(node)
         if not rw.changed:
