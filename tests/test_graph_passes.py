@@ -137,7 +137,7 @@ def test_cse_keeps_nodes_that_differ_in_attributes():
 
 
 def test_simplify_removes_identity_dropout_and_neutral_constants():
-    g = model([node("Identity", ["x"], ["a"]), node("Dropout", ["a"], ["b"]),
+    g = model([node("Identity", ["x"], ["a"]), node("Dropout", ["a"], ["b", "unused_mask"]),
                node("Mul", ["b", "one"], ["c"]), node("Add", ["zero", "c"], ["d"]),
                node("Div", ["d", "one"], ["e"]), node("Sub", ["e", "zero"], ["f"]),
                node("Relu", ["f"], ["y"])],

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node
-from .rewrite import Rewriter, consumer_counts
+from .rewrite import Rewriter
 
 
 def fold_batch_norm(graph: Graph) -> Graph:
@@ -62,8 +62,8 @@ def _decompose_bn(rw: Rewriter, node: Node) -> bool:
 def fold_scale_axis(graph: Graph) -> Graph:
     """Fold per-channel Mul/Add constants into the weights and biases of the Conv, Gemm or
     MatMul next to them (see the module docstring)."""
-    uses = consumer_counts(graph)
     rw = Rewriter(graph)
+    uses = rw.uses
     for node in graph.nodes:
         rw.release(node.name)
         node = rw.renamed(node)

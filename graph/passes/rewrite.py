@@ -10,6 +10,7 @@ or ``forward``s its outputs to values that already exist. The input graph is nev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 
@@ -70,6 +71,11 @@ class Rewriter:
         self._retired: set = set()  # ids of emitted nodes taken back (see ``retract``)
 
     # -- queries ----------------------------------------------------------------------------
+    @functools.cached_property
+    def uses(self) -> dict:
+        """value -> how often the *input* graph reads it (see ``consumer_counts``)."""
+        return consumer_counts(self.graph)
+
     def resolve(self, value: str) -> str:
         while value in self.alias:
             value = self.alias[value]

@@ -101,12 +101,15 @@ def identity(rw, node):
 @rule("Dropout")
 def dropout(rw, node):
     """Inference Dropout passes its input through (the mask must be unused)."""
-    if len(node.outputs) > 1 and node.outputs[1]:
+    if len(node.outputs) > 1 and rw.uses.get(node.outputs[1], 0):
         return False
     training = rw.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     if len(node.inputs) > 2 and node.inputs[2] and (training is None or bool(training.any())):
         return False  # a run-time or true training flag: leave it to the converter's check
-    return _forward(rw, node, node.inputs[0])
+    if not _same_type(rw, node.outputs[0], node.inputs[0]):
+        return False
+    rw.forward(node.outputs[0], node.inputs[0])  # the unused mask is simply not computed
+    return True
 
 
 @rule("Cast", "CastLike")
