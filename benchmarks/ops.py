@@ -16,13 +16,14 @@ Rows (``--only`` takes row names or the groups conv, dense, bmm, norm, elemwise,
 ``bmm_attn``      attention scores, batch_matmul [12,128,64] x [12,64,128]
 ``softmax``       [12*128, 128] over the last axis
 ``layernorm``     [128, 768] with gamma and beta
+``bn_relu``       batch_norm_inference + relu of [1,256,56,56] (the generic schedule)
 ``gelu``          [128, 3072], the exact (erf) form
 ``dense_gelu``    dense [128,768] x [3072,768] + bias + gelu, fused by the default schedule
 ``maxpool``       ResNet's 3x3 stride-2 max pool of [1,64,112,112]
 ``gap``           ResNet's global average pool of [1,2048,7,7]
 
 The issue's targets, checked at the end of a run: fused elementwise / normalization rows
-(softmax, layernorm, gelu, dense_gelu's epilogue is judged with the dense rows) at least 5x
+(softmax, layernorm, bn_relu, gelu; dense_gelu is judged with the dense rows) at least 5x
 numpy and 1.0x onnxruntime; default conv2d and dense within 2x of onnxruntime (ratio >= 0.5).
 
 numpy has no convolution: its conv2d is an im2col (``sliding_window_view``) and one
@@ -87,7 +88,7 @@ CONV_SUBSET = ["conv_stem_7x7s2", "conv_l1_3x3_64", "conv_l2_1x1_128_512", "conv
 QUICK_CONVS = ["conv_l1_3x3_64"]
 
 # Rows whose targets are "fused elementwise / normalisation": >= 5x numpy, >= 1x onnxruntime.
-FUSED = {"softmax", "layernorm", "gelu"}
+FUSED = {"softmax", "layernorm", "gelu", "bn_relu"}
 # Rows that must be within 2x of onnxruntime.
 WITHIN_2X = ("conv_", "dense_", "bmm_")
 
@@ -188,6 +189,16 @@ def rows(rng, conv_names) -> list[Row]:
                                                                        "epsilon": 1e-5})],
         initializers={"g": g, "b": b}, numpy=_np_layer_norm,
         torch=lambda t, x, g, b: t.nn.functional.layer_norm(x, (768,), g, b)))
+    x = _rand(rng, 1, 256, 56, 56)
+    stats = [_rand(rng, 256), np.abs(_rand(rng, 256)) + 0.5, _rand(rng, 256), _rand(rng, 256)]
+    out.append(Row(
+        "bn_relu", "norm",
+        _maker([x.shape] + [(256,)] * 4, lambda X, M, V, G, B: ops.relu(
+            ops.batch_norm_inference(X, M, V, G, B))), [x] + stats,
+        onnx_nodes=[("BatchNormalization", ["x0", "g", "b", "m", "v"], ["h"], {}),
+                    ("Relu", ["h"], ["y"], {})],
+        initializers=dict(zip("mvgb", stats)), numpy=_np_bn_relu,
+        torch=lambda t, x, m, v, g, b: t.relu(t.nn.functional.batch_norm(x, m, v, g, b))))
     x = _rand(rng, 128, 3072)
     out.append(Row(
         "gelu", "elemwise", _maker([x.shape], ops.gelu), [x],
@@ -229,6 +240,11 @@ def _np_layer_norm(x, g, b):
     m = x.mean(-1, keepdims=True)
     v = ((x - m) ** 2).mean(-1, keepdims=True)
     return (x - m) / np.sqrt(v + 1e-5) * g + b
+
+
+def _np_bn_relu(x, m, v, g, b):
+    c = (slice(None), None, None)
+    return np.maximum((x - m[c]) / np.sqrt(v[c] + 1e-5) * g[c] + b[c], 0)
 
 
 def _np_maxpool(x):

@@ -167,8 +167,9 @@ def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu", stages=None,
     # are left alone.
     stages = [st for st in stages if st.attach_type == "root" and not st.relations
               and not st.iter_attrs]
+    direct = _direct_consumers(s)
     for st in stages:
-        if inlinable(st):
+        if inlinable(st) and not _small_and_costly(st, direct[id(st)]):
             st.compute_inline()
     if normalize_target(target) != "cpu":
         return s
@@ -234,6 +235,37 @@ def _host_point(s, st: Stage, host: Stage, consumers):
         if spot is None or limit is None or leaves.index(spot) <= limit:
             return spot
     return None if limit is None else leaves[limit]
+
+
+# Calls that cost far more than a load, and whose vectorized forms still cost a few cycles.
+_COSTLY_CALLS = {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf", "power"}
+SMALL_RATIO = 16  # a stage this many times smaller than its consumer is "small"
+
+
+def _small_and_costly(st: Stage, consumers) -> bool:
+    """A stage much smaller than a stage reading it, with a division or a transcendental call
+    in its body (the per-channel scale of batch_norm_inference): inlined, it would be
+    computed again for every element of the consumer; at the root, once per element of its
+    own."""
+    size = _size(st.op)
+    if size is None or not consumers:
+        return False
+    sizes = [_size(c.op) for c in consumers]
+    if not any(n is None or n >= SMALL_RATIO * size for n in sizes):
+        return False
+    return any(isinstance(n, E.Div) and not n.dtype.startswith(("int", "uint"))
+               or isinstance(n, E.Call) and n.name in _COSTLY_CALLS
+               for b in st.op.body for n in E.walk(b))
+
+
+def _size(op):
+    total = 1
+    for iv in op.axis:
+        n = _const(iv.dom.extent)
+        if n is None:
+            return None
+        total *= n
+    return total
 
 
 def subgraph(s: Schedule, outs) -> list[Stage]:

@@ -128,7 +128,12 @@ def layer_norm(x, gamma=None, beta=None, axis=-1, eps: float = 1e-5):
 
 def batch_norm_inference(x, mean, var, gamma=None, beta=None, eps: float = 1e-5, axis: int = 1):
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` with per-channel statistics (ONNX
-    BatchNormalization in inference mode); the parameters are 1-D along ``axis``."""
+    BatchNormalization in inference mode); the parameters are 1-D along ``axis``.
+
+    Computed as ``x * scale[c] + shift[c]``: the per-channel ``scale`` (with the square root
+    and the division) and ``shift`` are stages of their own, which a schedule computes once
+    per channel rather than once per element.
+    """
     op = "batch_norm_inference"
     _float_arg(x, op)
     axis = normalize_axis(axis, x.ndim, op)
@@ -139,16 +144,19 @@ def batch_norm_inference(x, mean, var, gamma=None, beta=None, eps: float = 1e-5,
         if params[name] is None:
             fail(op, f"{name} is required")
 
-    def body(*i):
-        c = i[axis]
-        out = (x[i] - params["mean"][c]) / intrin.sqrt(params["var"][c] + eps)
-        if params["gamma"] is not None:
-            out = out * params["gamma"][c]
-        if params["beta"] is not None:
-            out = out + params["beta"][c]
-        return out
+    def fscale(c):
+        out = intrin.rsqrt(params["var"][c] + eps)
+        return out * params["gamma"][c] if params["gamma"] is not None else out
 
-    return stage(x.shape, body, op, tags.BROADCAST, attrs={"axis": axis, "eps": eps})
+    scale = stage(shape, fscale, op, tags.ELEMWISE, name=f"{op}_scale")
+
+    def fshift(c):
+        out = -params["mean"][c] * scale[c]
+        return out + params["beta"][c] if params["beta"] is not None else out
+
+    shift = stage(shape, fshift, op, tags.ELEMWISE, name=f"{op}_shift")
+    return stage(x.shape, lambda *i: x[i] * scale[i[axis]] + shift[i[axis]], op,
+                 tags.BROADCAST, attrs={"axis": axis, "eps": eps})
 
 
 __all__ = ["batch_norm_inference", "layer_norm", "log_softmax", "softmax"]
