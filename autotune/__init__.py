@@ -5,6 +5,10 @@ It searches each operator's schedule template on the real machine and hands the 
 later builds through ``apply_history_best``.
 """
 
+# runtime first: it sets numba's environment (SLP vectorizer, threading layer) before anything
+# here imports numba (the record module reads numba's host CPU features).
+import runtime  # noqa: F401, I001
+
 from schedules.registry import get_config, template
 from schedules.space import ConfigEntity, ConfigSpace
 
