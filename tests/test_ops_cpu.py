@@ -5,6 +5,7 @@ the shape that makes it fast."""
 import numpy as np
 import pytest
 from conftest import concrete_shape
+from ops_check import OpCase, check_group, f32, onnx_ref
 
 import te
 from runtime import build
@@ -204,3 +205,49 @@ def te_create(out):
     from schedules import create_schedule
 
     return create_schedule(out.op)
+
+
+def _softmax(a):
+    e = np.exp(a - a.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _gelu(x):
+    from math import erf, sqrt
+
+    return x * 0.5 * (1 + np.vectorize(erf)(x / sqrt(2)).astype(x.dtype))
+
+
+def _conv_relu_pool(x, w):
+    return onnx_ref("MaxPool", kernel_shape=[2, 2], strides=[2, 2])(
+        np.maximum(onnx_ref("Conv", pads=[1, 1, 1, 1])(x, w), 0))
+
+
+NETWORK_PIECES = [
+    OpCase("dense_softmax", lambda x, w, b: ops.softmax(ops.dense(x, w, b)),
+           lambda x, w, b: _softmax(x @ w.T + b), [f32(8, 20), f32(13, 20), f32(13)],
+           rtol=1e-4, atol=1e-6),
+    OpCase("conv_relu_maxpool", lambda x, w: ops.max_pool2d(ops.relu(ops.conv2d(x, w, padding=1)),
+                                                            2, 2),
+           _conv_relu_pool, [f32(1, 4, 9, 9), f32(8, 4, 3, 3)], rtol=1e-4, atol=1e-5),
+    OpCase("layer_norm_dense_gelu", lambda x, g, w: ops.gelu(ops.dense(ops.layer_norm(x, g), w)),
+           lambda x, g, w: _gelu((x - x.mean(-1, keepdims=True))
+                                 / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * g @ w.T),
+           [f32(8, 20), f32(20), f32(24, 20)], rtol=1e-4, atol=1e-5),
+]
+
+
+def test_network_pieces_with_several_anchors_in_one_kernel():
+    # each anchor (dense, conv2d, softmax, max_pool2d, layer_norm) schedules its own part
+    check_group(NETWORK_PIECES)
+
+
+def test_small_costly_stages_stay_at_the_root():
+    # batch_norm's per-channel rsqrt is computed once per channel, not per element
+    x = te.placeholder((2, 8, 5, 6), name="x")
+    m, v = te.placeholder((8,), name="m"), te.placeholder((8,), name="v")
+    y = ops.relu(ops.batch_norm_inference(x, m, v))
+    s = schedule_for(y, "cpu")
+    assert s.stage_by_name("batch_norm_inference_scale").attach_type == "root"
+    assert s.stage_by_name("batch_norm_inference_shift").attach_type == "inline"
+    assert s.stage_by_name("batch_norm_inference").attach_type == "inline"
