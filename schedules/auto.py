@@ -25,7 +25,7 @@ from te.tensor import ComputeOp, Tensor
 
 from .registry import normalize_target, op_schedule, query_config, resolve_config
 from .schedule import Fuse, Schedule, Split, Stage, create_schedule
-from .space import ConfigSpace
+from .space import ConfigSpace, _leaf_extent
 
 __all__ = ["anchor_op", "schedule_for", "schedule_generic", "worth_parallel"]
 
@@ -38,6 +38,8 @@ CHUNK = 256
 # Rows (iterations of the fused outer loops) per parallel iteration when producers are
 # computed inside the row loop: their buffers are then allocated once per tile, not per row.
 ROW_TILE = 8
+# Side of the square blocks a transpose is copied in (16 float32 = one cache line).
+TILE = 16
 
 
 def _outputs(outputs) -> list[Tensor]:
@@ -391,18 +393,21 @@ def schedule_root(st: Stage, row_tile: int = 1, parallel: bool = True, rows: boo
     s = st.schedule
     data = list(st.op.axis)
     red = list(st.op.reduce_axis)
+    work = _work(st)
+    par = parallel and worth_parallel(work)
+    across = None if red or rows else strided_axis(s, st)
+    if across is not None:
+        return _schedule_tiles(st, across, par)
     if (red and reduction_layout(s, st) == "inner") or (rows and len(data) == 1):
         outer, vec = data, None
     else:
         outer, vec = data[:-1], (data[-1] if data else None)
     if red and vec is not None:
         st.reorder(*outer, *red, vec)
-    work = _work(st)
-    par = parallel and worth_parallel(work)
     if outer:
         fused = st.fuse(*outer) if len(outer) > 1 else outer[0]
-        rows = _const(fused.dom.extent) if fused.dom is not None else None
-        if par and row_tile > 1 and (rows is None or rows > row_tile):
+        n_rows = _leaf_extent(st, fused)
+        if par and row_tile > 1 and (n_rows is None or n_rows > row_tile):
             fused, _ = st.split(fused, factor=row_tile)
         if par:
             st.parallel(fused)
@@ -414,6 +419,45 @@ def schedule_root(st: Stage, row_tile: int = 1, parallel: bool = True, rows: boo
             st.parallel(chunk)
     if vec is not None:
         st.vectorize(vec)
+
+
+def strided_axis(s: Schedule, st: Stage):
+    """The data axis of ``st`` (not its innermost) that indexes the innermost dimension of
+    the largest input it reads, when the innermost axis does not: a transpose, whose plain
+    loops would read that input with a stride. None otherwise."""
+    data = list(st.op.axis)
+    loads = [idx for _, idx in effective_loads(s, st) if idx]
+    if len(data) < 2 or not loads:
+        return None
+    idx = max(loads, key=len)
+    last = {v.uid for v in E.free_vars(idx[-1])}
+    earlier = {v.uid for i in idx[:-1] for v in E.free_vars(i)}
+    if data[-1].var.uid in last or data[-1].var.uid not in earlier:
+        return None  # a contiguous read, or none along the innermost axis (a broadcast)
+    found = [iv for iv in data[:-1] if iv.var.uid in last]
+    if len(found) != 1:
+        return None
+    for iv in (found[0], data[-1]):
+        n = _const(iv.dom.extent)
+        if n is not None and n < TILE:
+            return None
+    return found[0]
+
+
+def _schedule_tiles(st: Stage, across, parallel: bool):
+    """``TILE x TILE`` blocks of (``across``, innermost axis): both the reads and the writes
+    of a block stay within a few cache lines. The other axes and the block rows are fused
+    and parallel."""
+    data = list(st.op.axis)
+    inner = data[-1]
+    ao, ai = st.split(across, factor=TILE)
+    jo, ji = st.split(inner, factor=TILE)
+    others = [iv for iv in data[:-1] if iv is not across]
+    st.reorder(*others, ao, jo, ai, ji)
+    fused = st.fuse(*others, ao) if others else ao
+    if parallel:
+        st.parallel(fused)
+    st.vectorize(ji)
 
 
 def schedule_inner(st: Stage):

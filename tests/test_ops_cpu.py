@@ -251,3 +251,14 @@ def test_small_costly_stages_stay_at_the_root():
     assert s.stage_by_name("batch_norm_inference_scale").attach_type == "root"
     assert s.stage_by_name("batch_norm_inference_shift").attach_type == "inline"
     assert s.stage_by_name("batch_norm_inference").attach_type == "inline"
+
+
+def test_generic_copies_a_transpose_in_square_tiles():
+    x = te.placeholder((40, 3, 50), name="x")
+    y = ops.transpose(x, (1, 2, 0))  # y[c, w, n] = x[n, c, w]: the innermost read is along w
+    a = np.random.default_rng(0).standard_normal((40, 3, 50)).astype("float32")
+    s, _, (got,) = _run_cpu(y, [x], [a])
+    np.testing.assert_array_equal(got, a.transpose(1, 2, 0))
+    assert [iv.name for iv in s[y].leaf_iter_vars] == [
+        "i0.i1.outer.fused", "i2.outer", "i1.inner", "i2.inner"]
+    assert _kinds(s[y])["i2.inner"] == "vectorized"
