@@ -301,7 +301,7 @@ def measure(row: Row, args, torch):
 
 def interleaved(peers, mine, args):
     if args.quick:
-        return harness.interleaved(peers, mine, args.repeat, pause=0.05, min_seconds=0.01)
+        return harness.interleaved(peers, mine, args.repeat, pause=0.1, min_seconds=0.01)
     return harness.interleaved(peers, mine, args.repeat, pause=0.2)
 
 

@@ -14,8 +14,8 @@ generic schedule together); when that fails, each case is checked alone to name 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -26,7 +26,6 @@ import te
 from runtime import build
 from schedules import create_schedule, schedule_for
 from te.ops import tags
-
 
 # -- inputs: each generator takes a numpy Generator and returns one array -------------------
 
@@ -214,13 +213,13 @@ def check_group(cases, target: str = "cpu", seed: int = 0, parallel: bool = Fals
     size gets its parallel loop here too (numba compiles a parallel loop 3-5x slower: the
     op schedules' tables use it, the generic schedule's parallel loops have tests of their
     own)."""
-    from schedules import auto
+    from schedules import generic
 
     rng = np.random.default_rng(seed)
     arrays = [[make(rng) for make in case.inputs] for case in cases]
-    threshold = auto.MIN_PARALLEL_WORK
+    threshold = generic.MIN_PARALLEL_WORK
     if parallel:
-        auto.MIN_PARALLEL_WORK = 0
+        generic.MIN_PARALLEL_WORK = 0
     try:
         f, outs, per_case = _build_group(cases, arrays, target)
         results = {id(o): np.empty(tuple(int(d) for d in o.shape), dtype=o.dtype)
@@ -235,7 +234,7 @@ def check_group(cases, target: str = "cpu", seed: int = 0, parallel: bool = Fals
             check_group([case], target, seed, parallel)
         raise
     finally:
-        auto.MIN_PARALLEL_WORK = threshold
+        generic.MIN_PARALLEL_WORK = threshold
 
 
 def _compare(case, arrays, results, target):

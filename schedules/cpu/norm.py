@@ -26,7 +26,7 @@ from __future__ import annotations
 from te.ops import tags
 
 from .. import library  # noqa: F401 - registers the tuning templates of these anchors
-from ..auto import inlinable, schedule_generic, schedule_inner, worth_parallel
+from ..generic import inlinable, schedule_generic, schedule_inner, worth_parallel
 from ..registry import register_schedule
 
 ROW_TILES = [1, 2, 4, 8, 16, 32]

@@ -20,7 +20,7 @@ Knobs:
 from __future__ import annotations
 
 from .. import library  # noqa: F401 - registers the tuning templates of these anchors
-from ..auto import inlinable, schedule_generic, worth_parallel
+from ..generic import inlinable, schedule_generic, worth_parallel
 from ..registry import register_schedule
 
 ROW_TILES = [1, 2, 4, 8, 16]
