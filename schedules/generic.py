@@ -59,8 +59,6 @@ def direct_consumers(s: Schedule) -> dict:
     return out
 
 
-
-
 def inlinable(st: Stage) -> bool:
     """Injective stages, and stages that combine reductions pointwise (the division of
     reduce_mean, the index of argmax): no reduction axis, cheap to recompute."""
@@ -107,7 +105,10 @@ def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu", stages=None,
             schedule_inner(st)
         else:
             kind = kinds.get(id(st))
-            schedule_root(st, row_tile=row_tile if kind else 1, rows=kind == "rows")
+            inside = [_work(p) for p in todo if hosts[id(p)] is st]
+            extra = None if None in inside else sum(inside)
+            schedule_root(st, row_tile=row_tile if kind else 1, rows=kind == "rows",
+                          extra_work=extra)
     return s
 
 
@@ -296,17 +297,19 @@ def _work(st: Stage):
     return total
 
 
-def schedule_root(st: Stage, row_tile: int = 1, parallel: bool = True, rows: bool = False):
+def schedule_root(st: Stage, row_tile: int = 1, parallel: bool = True, rows: bool = False,
+                  extra_work=0):
     """Loops of a root stage: fused outer data axes (parallel), the reduction loops, then the
     contiguous axis. ``row_tile`` > 1 splits the fused loop so that each parallel iteration
     covers that many rows (producers attached to the rows allocate once per tile);
     ``rows``: the innermost data axis is a row too (a row reduction is computed inside it),
-    not a vector loop."""
+    not a vector loop; ``extra_work``: that of the stages computed inside (None: symbolic)."""
     s = st.schedule
     data = list(st.op.axis)
     red = list(st.op.reduce_axis)
     work = _work(st)
-    par = parallel and worth_parallel(work)
+    par = parallel and worth_parallel(None if work is None or extra_work is None
+                                      else work + extra_work)
     across = None if red or rows else strided_axis(s, st)
     if across is not None:
         return _schedule_tiles(st, across, par)
