@@ -2,11 +2,16 @@
 channel-blocked layout ``NCHW{c}c``, whose cpu schedule holds a whole block of output
 channels in one vector register and needs no weight packing at run time.
 
-Measured with the default configs of ``schedules/cpu/conv2d.py`` (conv + bias + relu,
-2 threads, min of 15 turns, a busy machine), NCHW -> NCHW16c:
-ResNet 3x3 64ch 56x56 1.22 -> 1.23 ms, 1x1 256->64 56x56 0.58 -> 0.55, 3x3 128ch 28x28
-1.37 -> 1.19, 1x1 1024->256 14x14 0.85 -> 0.63, 3x3 512ch 7x7 3.31 -> 1.64 (the NCHW
-kernel repacks 9.4 MB of weights on every call); numba builds them 2-3x faster too.
+Not in the default pipeline (``optimize(level=3)`` or ``passes=default_passes(target, 3)``):
+it is not yet a win everywhere. Measured with the default configs of
+``schedules/cpu/conv2d.py`` (conv + bias + relu, 2 threads, min of 15-20 turns, a busy
+machine), NCHW -> NCHW16c: ResNet 3x3 64ch 56x56 1.22 -> 1.23 ms, 1x1 256->64 56x56 0.58
+-> 0.55, 3x3 128ch 28x28 1.37 -> 1.19, 1x1 1024->256 14x14 0.85 -> 0.63, 3x3 512ch 7x7
+3.31 -> 1.64 (the NCHW kernel repacks 9.4 MB of weights on every call); but 1x1 64->256
+56x56 with a residual add 0.87 -> 1.44 (1.07 with 32-channel blocks), and the boundary
+transforms (generic schedule, strided) take 0.9-1.5 ms at 56x56, so a whole bottleneck
+block ran 3.0 ms in NCHW and 5.4 ms with this pass. numba builds the NCHWc kernels 2-3x
+faster.
 
 * Weights are transformed here, at compile time (``OIHW -> OIHW{i}i{o}o``), and a conv bias
   becomes an Add of a ``[O/o, 1, 1, o]`` constant (a broadcast epilogue that fuses).

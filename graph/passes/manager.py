@@ -28,16 +28,16 @@ DEFAULT_LEVEL = 2
 
 def default_passes(target: str = "cpu", level: int = DEFAULT_LEVEL) -> list:
     """The pipeline of ``level``: 0 none; 1 the rewrites that keep one kernel per node
-    (folding, simplification, batch-norm folding, CSE, DCE); 2 also horizontal fusion, the
-    NCHW{c}c layout for convolutions (cpu targets) and operator fusion (``graph.compile``'s
-    default)."""
+    (folding, simplification, batch-norm folding, CSE, DCE); 2 also horizontal and
+    operator fusion (``graph.compile``'s default); 3 also the NCHW{c}c layout for
+    convolutions on cpu targets (not yet a win everywhere, see ``graph.passes.layout``)."""
     if level <= 0:
         return []
     passes = [fold_constants, simplify, fold_batch_norm, fold_constants,
               eliminate_common_subexpressions, eliminate_dead_nodes]
     if level >= 2:
         passes.append(fuse_siblings)
-        if normalize_target(target) == "cpu":
+        if level >= 3 and normalize_target(target) == "cpu":
             passes.append(convert_layout)
         passes.append(fuse_ops)
     return passes
