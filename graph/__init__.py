@@ -18,6 +18,7 @@ from .errors import (
 from .executor import GraphModule, ProfileTable
 from .ir import FUSED, Graph, Node, TensorType, fuse_nodes, toposort
 from .onnx_import import from_onnx, load_model
+from . import testing  # networks built in code: graph.testing.resnet50(), ...
 from .passes import PassReport, optimize
 from .visualize import visualize
 
