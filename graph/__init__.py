@@ -6,6 +6,7 @@ Each node, or fused group of nodes, becomes one tensor-expression kernel, schedu
 topological order over preallocated buffers.
 """
 
+from . import testing  # networks built in code: graph.testing.resnet50(), ...
 from .compile import compile, default_passes, extract_tasks, optimize_graph  # noqa: A004
 from .convert import lower, sanitize, supported_ops
 from .errors import (
@@ -18,7 +19,6 @@ from .errors import (
 from .executor import GraphModule, ProfileTable
 from .ir import FUSED, Graph, Node, TensorType, fuse_nodes, toposort
 from .onnx_import import from_onnx, load_model
-from . import testing  # networks built in code: graph.testing.resnet50(), ...
 from .passes import PassReport, optimize
 from .visualize import visualize
 
