@@ -25,7 +25,8 @@ from .space import _leaf_extent
 
 __all__ = [
     "attach_point", "effective_consumers", "effective_loads", "inlinable", "reduction_layout",
-    "schedule_generic", "schedule_inner", "schedule_root", "subgraph", "worth_parallel",
+    "schedule_generic", "schedule_inner", "schedule_root", "small_and_costly", "subgraph",
+    "worth_parallel",
 ]
 
 # Below this much work (output elements x reduction iterations) a stage runs on one thread:
@@ -81,7 +82,7 @@ def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu", stages=None,
               and not st.iter_attrs]
     direct = direct_consumers(s)
     for st in stages:
-        if inlinable(st) and not _small_and_costly(st, direct[id(st)]):
+        if inlinable(st) and not small_and_costly(st, direct[id(st)]):
             st.compute_inline()
     if normalize_target(target) != "cpu":
         return s
@@ -157,11 +158,12 @@ _COSTLY_CALLS = {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf", "power
 SMALL_RATIO = 16  # a stage this many times smaller than its consumer is "small"
 
 
-def _small_and_costly(st: Stage, consumers) -> bool:
-    """A stage much smaller than a stage reading it, with a division or a transcendental call
-    in its body (the per-channel scale of batch_norm_inference): inlined, it would be
-    computed again for every element of the consumer; at the root, once per element of its
-    own."""
+def small_and_costly(st: Stage, consumers) -> bool:
+    """A stage much smaller than a stage reading it (``consumers``: the stages that read it),
+    with a division or a transcendental call in its body (the per-channel scale of
+    batch_norm_inference): inlined, it would be computed again for every element of the
+    consumer; at the root, once per element of its own. Op schedules that inline their
+    epilogue can ask this too."""
     size = _size(st.op)
     if size is None or not consumers:
         return False
