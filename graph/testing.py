@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-__all__ = ["OPSET", "bert_encoder", "inverted_residual", "mobilenet_v2", "random_inputs",
+__all__ = ["OPSET", "NetBuilder", "bert_encoder", "inverted_residual", "mobilenet_v2", "random_inputs",
            "resnet50", "resnet_block", "small_cnn"]
 
 OPSET = 17  # first opset with LayerNormalization; onnxruntime >= 1.13 runs all of it
@@ -267,7 +267,7 @@ def inverted_residual(batch: int = 1, channels: int = 16, image: int = 8, expand
 
 def small_cnn(batch: int = 1, image: int = 32, classes: int = 10, seed: int = 0):
     """The bundled example: conv-bn-relu, max pool, conv-relu, global pool, Gemm
-    (``input`` [batch, 3, image, image] -> ``output`` [batch, classes]); ~6k weights, a
+    (``input`` [batch, 3, image, image] -> ``output`` [batch, classes]); ~5k weights, a
     handful of kernels, quick to compile and to tune."""
     net = NetBuilder(seed)
     x = net.conv_bn("input", 3, 16, 3)
