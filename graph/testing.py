@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-__all__ = ["OPSET", "NetBuilder", "bert_encoder", "inverted_residual", "mobilenet_v2", "random_inputs",
-           "resnet50", "resnet_block", "small_cnn"]
+__all__ = ["OPSET", "NetBuilder", "bert_encoder", "inverted_residual", "mobilenet_v2",
+           "random_inputs", "resnet50", "resnet_block", "small_cnn"]
 
 OPSET = 17  # first opset with LayerNormalization; onnxruntime >= 1.13 runs all of it
 IR_VERSION = 8  # the IR version that goes with opset 17, so older runtimes load the models
