@@ -238,10 +238,11 @@ def main(argv=None):
     set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     cache_dir = harness.use_cache_dir(args.cache_dir)
     busy = harness.busy_now()
+    extra = (f"; tuning log {args.log}" if args.log else "") + \
+        ("; QUICK configs" if args.quick else "")
     print(f"networks, batch 1, float32, {args.threads} threads; onnxruntime "
-          f"{onnxruntime.__version__}, numba {numba.__version__}"
-          f"{'; tuning log ' + args.log if args.log else ''}{'; QUICK configs' if args.quick else ''}"
-          f"; busy cores before: {busy:.0%}")
+          f"{onnxruntime.__version__}, numba {numba.__version__}{extra}; busy cores before: "
+          f"{busy:.0%}")
     harness.warn_if_busy(busy)
     print(HEADER)
     print("-" * len(HEADER))
