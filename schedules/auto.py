@@ -12,6 +12,7 @@ template's default. The stages left over, and graphs without an anchor, get
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 from te import ops
 from te.tensor import ComputeOp, Tensor
@@ -19,7 +20,7 @@ from te.tensor import ComputeOp, Tensor
 from .generic import compute_stages, direct_consumers, schedule_generic
 from .registry import op_schedule, query_config, resolve_config
 from .schedule import Schedule, Stage, create_schedule
-from .space import ConfigSpace
+from .space import ConfigError, ConfigSpace
 
 __all__ = ["anchor_op", "schedule_for", "schedule_generic"]
 
@@ -77,7 +78,16 @@ def _apply_op_schedule(s, outs, anchor: ComputeOp, target):
         return
     space = ConfigSpace()
     func(space, create_schedule([t.op for t in outs]), outs, anchor)
-    func(resolve_config(space, answer), s, outs, anchor)
+    try:
+        config = resolve_config(space, answer)
+    except ConfigError as err:
+        # A record from an older template (its knobs changed since): the default still
+        # builds a correct kernel, and the user hears which workload lost its tuning.
+        warnings.warn(f"tuned config for {anchor.attrs.get('workload')} no longer fits its "
+                      f"template ({err}); using the default config", RuntimeWarning,
+                      stacklevel=3)
+        config = space
+    func(config, s, outs, anchor)
 
 
 def _other_outputs(s, outs, anchor: Stage) -> bool:

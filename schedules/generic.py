@@ -84,6 +84,10 @@ def schedule_generic(s: Schedule, outs: list[Tensor], target="cpu", stages=None,
     for st in stages:
         if inlinable(st) and not small_and_costly(st, direct[id(st)]):
             st.compute_inline()
+    if normalize_target(target) == "cuda":
+        from .cuda.injective import schedule_generic as cuda_generic  # cuda imports us
+
+        return cuda_generic(s, outs, stages=[st for st in stages if st.attach_type == "root"])
     if normalize_target(target) != "cpu":
         return s
     todo = [st for st in stages if st.attach_type == "root"]

@@ -211,3 +211,14 @@ def test_schedule_for_uses_the_cuda_op_schedule_and_a_given_config(rng):
     e = np.exp(x - x.max(1, keepdims=True))
     np.testing.assert_allclose(got, e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
     assert f.plan.kernels[0].block == (32, 2, 1)
+
+
+def test_schedule_for_binds_graphs_without_an_anchor_on_cuda(rng):
+    # No op schedule claims these stages: schedule_for must still bind them to threads.
+    X, Y = te.placeholder((4, 40), name="x"), te.placeholder((40,), name="y")
+    out = te.ops.reduce_sum(te.ops.exp(te.ops.add(X, Y)), axis=1)
+    f = build(schedule_for(out, "cuda"), [X, Y, out], target="cuda")
+    x, y = random_array(rng, (4, 40)), random_array(rng, (40,))
+    got = np.zeros(4, "float32")
+    f(x, y, got)
+    np.testing.assert_allclose(got, np.exp(x + y).sum(1), rtol=1e-5)
