@@ -207,8 +207,10 @@ def _scene(graph_or_module, profile, title) -> _Scene:
 
     def timing(name):
         r = rows.get(name)
-        return None if r is None else (f"{r.mean_ms:.3g} ms, {r.percent:.0f} %",
-                                       _heat(r.mean_ms / slowest))
+        if r is None:
+            return None
+        took = f"{r.mean_ms:.3g} ms" if r.mean_ms >= 1 else f"{r.mean_ms * 1e3:.3g} \u00b5s"
+        return f"{took}, {r.percent:.0f} %", _heat(r.mean_ms / slowest)
 
     def add(node, g, group):
         if node.is_fused:

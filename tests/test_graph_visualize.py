@@ -93,7 +93,7 @@ def test_module_with_profile_dashes_views_and_shows_times(tmp_path):
     svg = visualize(module, engine="python", profile=table).svg
     root = ET.fromstring(svg)
     texts = [e.text for e in root.iter(SVG + "text")]
-    assert sum(t.endswith("%") and " ms" in t for t in texts) == len(module.steps)
+    assert sum(t.endswith(" %") and "s, " in t for t in texts) == len(module.steps)
     assert "kernel calls" in texts[0]
     if module.memory_plan.elided:  # the Flatten is a view of the pool's output
         assert "stroke-dasharray" in svg and "(view)" in texts
