@@ -2,7 +2,7 @@
 231 MFLOP) on the cpu target, against onnxruntime (a single Conv node built with
 onnx.helper, 2 threads) and torch when it is installed, measured in turns in one process.
 
-    python benchmarks/conv2d.py [--only nchw,nchwc,nchwc_full] [--repeat 9] [--no-warm]
+    python benchmarks/conv2d.py [--only nchw,nchwc,nchwc_full,library] [--repeat 9] [--no-warm]
 
 Schedules:
 
@@ -17,10 +17,15 @@ Schedules:
 ``nchwc_full``  the same kernel with the layout changes inside it (pack and pad the NCHW
                 input, unpack the output to NCHW), so it takes and returns what onnxruntime
                 does.
+``library``     ``te.ops.conv2d`` with its default cpu schedule (``schedules/cpu/conv2d.py``):
+                NCHW in and out, padded input rows computed per parallel row block, an
+                8 ow x 32 oc register tile; unlike the others it packs the weights inside
+                the kernel, on every call.
 
-Weights are packed once, outside the timing, for every contender (onnxruntime pre-packs its
-initializers when the session is created).  Ratios are onnxruntime time / tetune time, so
-> 1 means tetune is faster.  Run from the repository root.
+Weights are packed once, outside the timing, for every contender but ``library``
+(onnxruntime pre-packs its initializers when the session is created).  Ratios are
+onnxruntime time / tetune time, so > 1 means tetune is faster.  Run from the repository
+root.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np  # noqa: E402
 import te  # noqa: E402
 from benchmarks import harness  # noqa: E402
 from runtime import build  # noqa: E402
-from schedules import create_schedule  # noqa: E402
+from schedules import create_schedule, schedule_for  # noqa: E402
 
 N, C, H, W, OC, KH, KW = 1, 64, 56, 56, 64, 3, 3
 FLOP = 2.0 * N * OC * H * W * C * KH * KW
@@ -133,9 +138,18 @@ def nchwc_full():
     return s, [X, Wc, Y]
 
 
-SCHEDULES = {"nchw": nchw, "nchwc": nchwc, "nchwc_full": nchwc_full,
+def library():
+    """``te.ops.conv2d`` (NCHW, 4-D data) with its default cpu schedule
+    (``schedules/cpu/conv2d.py``): packed weights and a 7-8 ow x 32 oc register tile."""
+    X = te.placeholder((N, C, H, W), name="X")
+    Wt = te.placeholder((OC, C, KH, KW), name="Wt")
+    Y = te.ops.conv2d(X, Wt, padding=1)
+    return schedule_for(Y, "cpu"), [X, Wt, Y]
+
+
+SCHEDULES = {"nchw": nchw, "nchwc": nchwc, "nchwc_full": nchwc_full, "library": library,
              "nchw_8x28": lambda: nchw(8, 28), "nchw_2x56": lambda: nchw(2, 56)}
-DEFAULT_SET = ["nchw", "nchwc", "nchwc_full"]
+DEFAULT_SET = ["nchw", "nchwc", "nchwc_full", "library"]
 
 
 def pack_input(x):
@@ -205,7 +219,7 @@ def main(argv=None):
         pass
 
     xc, wc = pack_input(x), pack_weights(w)
-    inputs = {"nchw": (x[0], w), "nchwc": (xc, wc), "nchwc_full": (x[0], wc),
+    inputs = {"nchw": (x[0], w), "nchwc": (xc, wc), "nchwc_full": (x[0], wc), "library": (x, w),
               "nchw_8x28": (x[0], w), "nchw_2x56": (x[0], w)}
     busy = harness.busy_now()
     print(f"conv2d 1x{C}x{H}x{W}, {OC} filters {KH}x{KW}, pad 1 ({FLOP / 1e6:.0f} MFLOP) float32; "

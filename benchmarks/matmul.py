@@ -1,6 +1,7 @@
 """fp32 matmul on the cpu target: the steps of TVM's "How to optimize GEMM on CPU" tutorial as
-tetune schedules, then the best schedule we know (an 8x32 register tile over packed A and B),
-each against numpy measured in the same run.
+tetune schedules, then the best schedule we know (an 8x32 register tile over packed A and B)
+and ``library`` (``te.ops.matmul`` with its default cpu schedule, what a network gets), each
+against numpy measured in the same run.
 
     python benchmarks/matmul.py [--n 1024] [--only best,parallel] [--repeat 7] [--no-warm]
 
@@ -30,7 +31,7 @@ import numpy as np  # noqa: E402
 import te  # noqa: E402
 from benchmarks import harness  # noqa: E402
 from runtime import build  # noqa: E402  (sets NUMBA_SLP_VECTORIZE before numba loads)
-from schedules import create_schedule  # noqa: E402
+from schedules import create_schedule, schedule_for  # noqa: E402
 
 BN = 32  # the tutorial's block size
 KFACTOR = 4  # the tutorial's k split
@@ -175,6 +176,15 @@ def best(n):
     return register_tile(n, 8, 32, pack_a=False)
 
 
+def library(n):
+    """``te.ops.matmul`` with its default cpu schedule (``schedules/cpu/gemm.py``): what a
+    network build gets without tuning; the same kernel shape as ``best``."""
+    A = te.placeholder((n, n), name="A")
+    B = te.placeholder((n, n), name="B")
+    C = te.ops.matmul(A, B)
+    return schedule_for(C, "cpu"), [A, B, C]
+
+
 SCHEDULES = {
     "default": default,
     "blocking": blocking,
@@ -184,6 +194,7 @@ SCHEDULES = {
     "write_cache": write_cache,
     "parallel": parallel,
     "best": best,
+    "library": library,
     # variants of the best schedule, for --only
     "tile8x32_packAB": lambda n: register_tile(n, 8, 32, pack_a=True),
     "tile4x32": lambda n: register_tile(n, 4, 32),
@@ -195,7 +206,7 @@ SCHEDULES = {
     "tile8x48_packB": lambda n: register_tile(n, 8, 48, pack_a=False),
 }
 DEFAULT_SET = ["default", "blocking", "vectorization", "loop_permutation", "array_packing",
-               "write_cache", "parallel", "best"]
+               "write_cache", "parallel", "best", "library"]
 
 
 def main(argv=None):

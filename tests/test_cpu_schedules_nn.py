@@ -120,7 +120,7 @@ def test_matmul_row_vector_with_an_edge_tile_on_cpu(rng):
     C = ops.matmul(A, B)
     task = create_task(*_split(C.op.attrs["workload"]))
     knobs = task.config_space.default_config().to_json()
-    knobs.update(tile_x=[-1, 8], pack_b=True)
+    knobs.update(tile_x=[-1, 8], pack_b="panel")
     with apply_config(task.config_space.from_json(knobs)):
         s = schedule_for(C, "cpu")
     a, b = random_array(rng, (1, 7)), random_array(rng, (7, 13))
@@ -359,7 +359,7 @@ def test_a_tuned_config_reaches_schedule_for():
     task = create_task(*_split(Y.op.attrs["workload"]))
     space = task.config_space
     knobs = space.default_config().to_json()
-    knobs.update(tile_x=[-1, 4], pack_b=False)
+    knobs.update(tile_x=[-1, 4], pack_b="none")
     with apply_config(space.from_json(knobs)):
         s = schedule_for(Y, "cpu")
     assert "W.global" not in allocations(lower(s, [X, W, Y]))

@@ -8,8 +8,9 @@ tile has an unrolled axis and a vectorized one (shared/research/numba_codegen.md
 
 ``conv2d_nchw`` / ``group_conv2d_nchw``
     tile = ``tile_ow`` columns (unrolled) x ``tile_oc`` channels (vectorized). The weights
-    are packed to ``[O/tile_oc, C/groups, KH, KW, tile_oc]`` so the channel lanes of one tap
-    are contiguous; each input value is a broadcast scalar (the input stays NCHW).
+    are packed to ``[O/tile_oc, C/groups, KH, KW, tile_oc]`` (every call: a network should
+    prefer NCHWc with weights packed once) so the channel lanes of one tap are contiguous;
+    each input value is a broadcast scalar (the input stays NCHW).
 ``depthwise_conv2d_nchw``
     there is no channel sum to vectorize: tile = ``tile_oc`` channels (unrolled) x
     ``tile_ow`` columns (vectorized, contiguous input rows at stride 1).
@@ -17,11 +18,16 @@ tile has an unrolled axis and a vectorized one (shared/research/numba_codegen.md
     the layouts already block the channels: tile = ``tile_ow`` columns (unrolled) x the
     whole output channel block (vectorized); the weights need no packing.
 
-Knobs: ``tile_oc``, ``tile_ow`` (splits; non-dividing sizes leave guarded edge tiles),
-``reduce_order`` (input channels outside or inside the kernel window), ``unroll_kw`` (unroll
-the kernel's width taps), ``pad`` (only with padding: ``"tile"`` computes the padded input
-window of each tile next to it, ``"inline"`` reads the input through a bounds check, ``"root"``
-makes a full padded copy first). The parallel loop is (batch, channel blocks, rows) fused.
+The output loops are (batch, row blocks of ``tile_oh`` rows, rows, channel blocks, column
+tiles) with ``order="rows_outer"`` (a padded input window serves every channel block: small
+weights) or (batch, channel blocks, row blocks, ...) with ``"channels_outer"`` (a block of
+weights stays in cache over all rows: large weights); the loops down to the row block are
+fused and run in parallel.
+
+Other knobs: ``reduce_order`` (input channels outside or inside the kernel window),
+``unroll_kw`` (unroll the kernel's width taps) and, with padding, ``pad``: ``"row"`` computes
+the padded input window of each parallel row block, ``"tile"`` of each tile, ``"root"`` makes
+a full padded copy first and ``"inline"`` reads the input through a bounds check.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ from ..registry import register_schedule
 from ._fusion import compute_stages, constant_shape, epilogue_output, extent, inline_injective
 
 OC_TILE, OW_TILE = 32, 7  # numba_codegen.md's best NCHWc tile: 7 columns x 32 channels
-DW_OW_TILE, DW_OC_TILE = 32, 2
+DW_OW_TILE, DW_OC_TILE = 32, 4  # depthwise: 4 channels x up to 32 columns
+MAX_ROWS = 8  # rows of a parallel row block
+ROWS_OUTER_WEIGHTS = 512 * 1024  # bytes of weights up to which every row reads them all
+PARALLEL_BLOCKS = 8  # parallel iterations wanted at least, when the row blocks are split
 
 
 def _loads(anchor):
@@ -51,19 +60,53 @@ def _divisor_near(n: int, lo: int, hi: int, fallback: int) -> int:
     return max(found) if found else fallback
 
 
-def _declare_common(cfg, anchor, has_channel_sum: bool):
-    """The knobs every conv variant has."""
+def _padded(anchor) -> bool:
+    return any(anchor.attrs.get("padding", (0, 0, 0, 0)))
+
+
+def _weight_bytes(anchor) -> int:
+    _, weight = _loads(anchor)
+    count = 1
+    for d in weight.tensor.shape:
+        count *= int(d.value)
+    return 4 * count
+
+
+# -- knobs ------------------------------------------------------------------------------------
+
+
+def _declare_rows(cfg, anchor, y_ax, order_knob: bool):
+    """``tile_oh`` and ``order`` (when the variant has a choice); returns the order."""
+    n, oh = extent(anchor.axis[0]), extent(y_ax)
+    small = _weight_bytes(anchor) <= ROWS_OUTER_WEIGHTS
+    rows_outer = order_knob and small
+    if rows_outer:  # the row blocks are all the parallelism there is: keep enough of them
+        fit = [d for d in range(1, MAX_ROWS + 1) if oh % d == 0 and n * oh // d >= PARALLEL_BLOCKS]
+        rows = max(fit) if fit else 1
+    else:
+        rows = _divisor_near(oh, 1, MAX_ROWS, 1)
+    cfg.define_split("tile_oh", oh, num_outputs=2, policy="factors", max_factor=16,
+                     default=[-1, rows])
+    if order_knob:
+        cfg.define_knob("order", ["rows_outer", "channels_outer"],
+                        default="rows_outer" if small else "channels_outer")
+        return cfg["order"].val
+    return "channels_outer"
+
+
+def _declare_common(cfg, anchor, order: str, channel_sum: bool):
     kw = extent(anchor.reduce_axis[-1])
     cfg.define_knob("unroll_kw", [False, True] if kw > 1 else [False], default=False)
-    if has_channel_sum:
+    if channel_sum:
         cfg.define_knob("reduce_order", ["channels_outer", "channels_inner"],
                         default="channels_outer")
     if _padded(anchor):
-        cfg.define_knob("pad", ["row", "tile", "root", "inline"], default="row")
+        # With channel blocks outside, a row window would be padded again for every block.
+        default = "row" if order == "rows_outer" or not channel_sum else "root"
+        cfg.define_knob("pad", ["row", "tile", "root", "inline"], default=default)
 
 
-def _padded(anchor) -> bool:
-    return any(anchor.attrs.get("padding", (0, 0, 0, 0)))
+# -- stages -----------------------------------------------------------------------------------
 
 
 def _tile_stages(s, outs, anchor):
@@ -78,9 +121,22 @@ def _tile_stages(s, outs, anchor):
     return acc, s[out]
 
 
-def _place_pad(cfg, s, anchor, data_load, out_stage, row, tile):
-    """Where the padded input is computed (the ``pad`` knob): at each output row (the
-    parallel loop), at each tile, in a full copy, or read through a bounds check."""
+def _output_loops(cfg, s, out, on, channels, oy, xo, tile, order: str):
+    """Order the output's loops, fuse and parallelize the outer ones; returns the parallel
+    loop (where a row window is computed)."""
+    yo, yi = cfg["tile_oh"].apply(s, out, oy)
+    if order == "rows_outer":
+        out.reorder(on, yo, yi, channels, xo, *tile)
+        par = out.fuse(on, yo)
+    else:
+        out.reorder(on, channels, yo, yi, xo, *tile)
+        par = out.fuse(on, channels, yo)
+    out.parallel(par)
+    return par
+
+
+def _place_pad(cfg, s, anchor, data_load, out, row, tile):
+    """Where the padded input is computed (the ``pad`` knob)."""
     if not _padded(anchor):
         return
     st = s[data_load.tensor]
@@ -88,7 +144,7 @@ def _place_pad(cfg, s, anchor, data_load, out_stage, row, tile):
         return
     where = cfg["pad"].val
     if where in ("row", "tile"):
-        st.compute_at(out_stage, row if where == "row" else tile)
+        st.compute_at(out, row if where == "row" else tile)
     elif where == "root":
         axes = st.op.axis
         st.parallel(st.fuse(axes[0], axes[1]))
@@ -103,61 +159,6 @@ def _reduce_loops(cfg, channels, window, lanes=None):
     inner = cfg["reduce_order"].val == "channels_inner"
     order = list(window) + list(channels) if inner else list(channels) + list(window)
     return order + ([lanes] if lanes is not None else [])
-
-
-@register_schedule("conv2d_nchw", "cpu")
-@register_schedule("group_conv2d_nchw", "cpu")
-def schedule_conv2d_nchw(cfg, s, outs, anchor):
-    """NCHW conv with packed weights and a ``tile_ow x tile_oc`` register tile."""
-    if not constant_shape(anchor):
-        return schedule_generic(s, outs, "cpu")
-    _n_ax, oc_ax, _y_ax, x_ax = anchor.axis
-    oc, ow = extent(oc_ax), extent(x_ax)
-    groups = anchor.attrs.get("groups", 1)
-    og = oc // groups
-    if groups == 1:  # any split works (the packed weights are zero-padded)
-        cfg.define_split("tile_oc", oc, num_outputs=2, policy="verbose", max_factor=64,
-                         default=[-1, OC_TILE])
-    else:  # a tile inside one group reads one run of input channels
-        cfg.define_split("tile_oc", og, num_outputs=2, policy="factors", max_factor=64,
-                         default=[-1, OC_TILE])
-    cfg.define_split("tile_ow", ow, num_outputs=2, policy="verbose", max_factor=16,
-                     default=[-1, _divisor_near(ow, 4, 8, OW_TILE)])
-    cfg.define_knob("order", ["rows_outer", "channels_outer"], default="rows_outer")
-    _declare_common(cfg, anchor, has_channel_sum=True)
-    toc = cfg["tile_oc"].size[-1]
-
-    data_load, weight_load = _loads(anchor)
-    acc, out = _tile_stages(s, outs, anchor)
-    inline_injective(s, outs, keep=[s[data_load.tensor]] if _padded(anchor) else ())
-    if toc > 1:
-        packed = s.cache_read(weight_load.tensor, "global", [acc],
-                              layout=("ABCD", f"ABCD{toc}a"))
-        _schedule_weight_pack(s, packed)
-
-    on, ooc, oy, ox = out.op.axis
-    oco, oci = cfg["tile_oc"].apply(s, out, ooc)
-    xo, xi = cfg["tile_ow"].apply(s, out, ox)
-    if cfg["order"].val == "rows_outer":  # a padded input row serves every channel block
-        out.reorder(on, oy, oco, xo, oci, xi)
-        par = out.fuse(on, oy)
-    else:  # a block of packed weights stays in cache over all rows
-        out.reorder(on, oco, oy, xo, oci, xi)
-        par = out.fuse(on, oco, oy)
-    out.parallel(par)
-    acc.compute_at(out, xo)
-    _transpose_tile(s, acc, out, xo)
-    out.vectorize(xi)
-    _place_pad(cfg, s, anchor, data_load, out, row=par, tile=xo)
-
-    _, aoc, _, ax = acc.op.axis
-    *channels, ry, rx = acc.op.reduce_axis
-    acc.reorder(*_reduce_loops(cfg, channels, [ry, rx]), ax, aoc)
-    if cfg["unroll_kw"].val:
-        acc.unroll(rx)
-    acc.unroll(ax)
-    acc.vectorize(aoc)
-    return s
 
 
 def _transpose_tile(s, acc, out, at):
@@ -177,18 +178,79 @@ def _transpose_tile(s, acc, out, at):
     buf.vectorize(boc)
 
 
+def _pack_weights(s, weight, acc, toc: int):
+    """Weights ``[O, C, KH, KW]`` -> ``[O/t, C, KH, KW, t]``, one block per parallel task.
+    The source is read along (C, KH, KW) in runs of 8 channels: contiguous reads, and the
+    writes stay inside an 8 x KH x KW x t block."""
+    st = s[s.cache_read(weight, "global", [acc], layout=("ABCD", f"ABCD{toc}a"))]
+    ob, c, ky, kx, lanes = st.op.axis
+    co, ci = st.split(c, factor=8)
+    st.reorder(ob, co, lanes, ci, ky, kx)
+    st.parallel(ob)
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+@register_schedule("conv2d_nchw", "cpu")
+@register_schedule("group_conv2d_nchw", "cpu")
+def schedule_conv2d_nchw(cfg, s, outs, anchor):
+    """NCHW conv with packed weights and a ``tile_ow x tile_oc`` register tile."""
+    if not constant_shape(anchor):
+        return schedule_generic(s, outs, "cpu")
+    _, oc_ax, y_ax, x_ax = anchor.axis
+    oc, ow = extent(oc_ax), extent(x_ax)
+    groups = anchor.attrs.get("groups", 1)
+    if groups == 1:  # any split works (the packed weights are zero-padded)
+        cfg.define_split("tile_oc", oc, num_outputs=2, policy="verbose", max_factor=64,
+                         default=[-1, OC_TILE])
+    else:  # a tile inside one group reads one run of input channels
+        cfg.define_split("tile_oc", oc // groups, num_outputs=2, policy="factors",
+                         max_factor=64, default=[-1, OC_TILE])
+    cfg.define_split("tile_ow", ow, num_outputs=2, policy="verbose", max_factor=16,
+                     default=[-1, _divisor_near(ow, 4, 8, OW_TILE)])
+    order = _declare_rows(cfg, anchor, y_ax, order_knob=True)
+    _declare_common(cfg, anchor, order, channel_sum=True)
+    toc = cfg["tile_oc"].size[-1]
+
+    data_load, weight_load = _loads(anchor)
+    acc, out = _tile_stages(s, outs, anchor)
+    inline_injective(s, outs, keep=[s[data_load.tensor]] if _padded(anchor) else ())
+    if toc > 1:
+        _pack_weights(s, weight_load.tensor, acc, toc)
+
+    on, ooc, oy, ox = out.op.axis
+    oco, oci = cfg["tile_oc"].apply(s, out, ooc)
+    xo, xi = cfg["tile_ow"].apply(s, out, ox)
+    par = _output_loops(cfg, s, out, on, oco, oy, xo, [oci, xi], order)
+    acc.compute_at(out, xo)
+    _transpose_tile(s, acc, out, xo)
+    out.vectorize(xi)
+    _place_pad(cfg, s, anchor, data_load, out, row=par, tile=xo)
+
+    _, aoc, _, ax = acc.op.axis
+    *channels, ry, rx = acc.op.reduce_axis
+    acc.reorder(*_reduce_loops(cfg, channels, [ry, rx]), ax, aoc)
+    if cfg["unroll_kw"].val:
+        acc.unroll(rx)
+    acc.unroll(ax)
+    acc.vectorize(aoc)
+    return s
+
+
 @register_schedule("depthwise_conv2d_nchw", "cpu")
 def schedule_depthwise_nchw(cfg, s, outs, anchor):
     """Depthwise conv: a ``tile_oc x tile_ow`` tile vectorized along the output row."""
     if not constant_shape(anchor):
         return schedule_generic(s, outs, "cpu")
-    _, oc_ax, _, x_ax = anchor.axis
+    _, oc_ax, y_ax, x_ax = anchor.axis
     oc, ow = extent(oc_ax), extent(x_ax)
     cfg.define_split("tile_oc", oc, num_outputs=2, policy="verbose", max_factor=8,
                      default=[-1, DW_OC_TILE])
     cfg.define_split("tile_ow", ow, num_outputs=2, policy="verbose", max_factor=64,
                      default=[-1, _divisor_near(ow, 8, DW_OW_TILE, DW_OW_TILE)])
-    _declare_common(cfg, anchor, has_channel_sum=False)
+    order = _declare_rows(cfg, anchor, y_ax, order_knob=False)
+    _declare_common(cfg, anchor, order, channel_sum=False)
 
     data_load, _ = _loads(anchor)
     acc, out = _tile_stages(s, outs, anchor)
@@ -197,9 +259,7 @@ def schedule_depthwise_nchw(cfg, s, outs, anchor):
     on, ooc, oy, ox = out.op.axis
     oco, oci = cfg["tile_oc"].apply(s, out, ooc)
     xo, xi = cfg["tile_ow"].apply(s, out, ox)
-    out.reorder(on, oco, oy, xo, oci, xi)
-    par = out.fuse(on, oco, oy)
-    out.parallel(par)
+    par = _output_loops(cfg, s, out, on, oco, oy, xo, [oci, xi], order)
     acc.compute_at(out, xo)
     _place_pad(cfg, s, anchor, data_load, out, row=par, tile=xo)
     out.unroll(oci)
@@ -221,12 +281,11 @@ def schedule_conv2d_nchwc(cfg, s, outs, anchor):
     """NCHW{c}c conv: ``tile_ow`` columns x the output channel block in registers."""
     if not constant_shape(anchor):
         return schedule_generic(s, outs, "cpu")
-    _, _, _, x_ax, _ = anchor.axis
-    ow = extent(x_ax)
-    cfg.define_split("tile_ow", ow, num_outputs=2, policy="verbose", max_factor=16,
-                     default=[-1, _divisor_near(ow, 4, 8, OW_TILE)])
-    cfg.define_knob("order", ["rows_outer", "channels_outer"], default="rows_outer")
-    _declare_common(cfg, anchor, has_channel_sum=True)
+    _, _, y_ax, x_ax, _ = anchor.axis
+    cfg.define_split("tile_ow", extent(x_ax), num_outputs=2, policy="verbose", max_factor=16,
+                     default=[-1, _divisor_near(extent(x_ax), 4, 8, OW_TILE)])
+    order = _declare_rows(cfg, anchor, y_ax, order_knob=True)
+    _declare_common(cfg, anchor, order, channel_sum=True)
 
     data_load, _ = _loads(anchor)
     acc, out = _tile_stages(s, outs, anchor)
@@ -234,13 +293,7 @@ def schedule_conv2d_nchwc(cfg, s, outs, anchor):
 
     on, ocb, oy, ox, oci = out.op.axis
     xo, xi = cfg["tile_ow"].apply(s, out, ox)
-    if cfg["order"].val == "rows_outer":
-        out.reorder(on, oy, ocb, xo, xi, oci)
-        par = out.fuse(on, oy)
-    else:
-        out.reorder(on, ocb, oy, xo, xi, oci)
-        par = out.fuse(on, ocb, oy)
-    out.parallel(par)
+    par = _output_loops(cfg, s, out, on, ocb, oy, xo, [xi, oci], order)
     acc.compute_at(out, xo)
     _place_pad(cfg, s, anchor, data_load, out, row=par, tile=xo)
     out.unroll(xi)
@@ -260,11 +313,3 @@ def schedule_conv2d_nchwc(cfg, s, outs, anchor):
     acc.unroll(ax)
     acc.vectorize(aoc)
     return s
-
-
-def _schedule_weight_pack(s, packed):
-    """``[O/t, C, KH, KW, t]``: one output-channel block per task, the t lanes innermost."""
-    st = s[packed]
-    ob, _c, *_, lanes = st.op.axis
-    st.parallel(ob)
-    st.vectorize(lanes)

@@ -21,8 +21,10 @@ Knobs (defaults for float32 on AVX-512):
 ``order``    which tile loop is outer: ``"x_outer"`` (a packed B panel stays in L2 while the
              row blocks stream past it) or ``"y_outer"`` (for few column blocks); the outer
              loop, fused with the batch axes, runs in parallel
-``pack_b``   pack the column operand (default on when it is read along k, i.e. transposed,
-             or when M is large enough to amortise the copy)
+``pack_b``   pack the column operand: ``"panel"`` (each nr-column panel by the thread that
+             uses it, right before its tiles), ``"all"`` (a full copy first) or ``"none"``;
+             packing is the default when B is read along k (transposed), or when M is
+             large enough to amortise the copy
 """
 
 from __future__ import annotations
@@ -109,16 +111,18 @@ def schedule_gemm(cfg, s, outs, anchor):
     dims = packable_dims(b_load, j_ax, k_ax) if b_load is not None else None
     along_k = dims is not None and dims[1] == len(b_load.indices) - 1  # B[.., j, k]
     if dims is None:
-        cfg.define_knob("pack_b", [False])
+        cfg.define_knob("pack_b", ["none"])
     else:
-        cfg.define_knob("pack_b", [True, False], default=along_k or m >= PACK_MIN_ROWS)
+        pays = along_k or m >= PACK_MIN_ROWS
+        default = ("panel" if cfg["order"].val == "x_outer" else "all") if pays else "none"
+        cfg.define_knob("pack_b", ["panel", "all", "none"], default=default)
 
     out = epilogue_output(s, outs, anchor)
     inline_injective(s, outs)
-    if cfg["pack_b"].val:
+    pack = cfg["pack_b"].val
+    if pack != "none":
         src, dst = _pack_layout(len(b_load.indices), *dims, nr)
-        packed = s.cache_read(b_load.tensor, "global", [anchor], layout=(src, dst))
-        _schedule_pack(s, packed, along_k)
+        packed = s[s.cache_read(b_load.tensor, "global", [anchor], layout=(src, dst))]
     if out is None:  # no epilogue: the anchor is the output, a local cache accumulates
         acc = s[s.cache_write(anchor.output(0), "local")]
         out_stage = s[anchor]
@@ -135,7 +139,12 @@ def schedule_gemm(cfg, s, outs, anchor):
     acc.compute_at(out_stage, outer[1])
     out_stage.unroll(yi)
     out_stage.vectorize(xi)
-    out_stage.parallel(out_stage.fuse(*ob, outer[0]) if ob else outer[0])
+    par = out_stage.fuse(*ob, outer[0]) if ob else outer[0]
+    out_stage.parallel(par)
+    if pack == "panel":  # each column panel is packed by the thread that uses it, just before
+        packed.compute_at(out_stage, par if outer[0] is xo else xo)
+    if pack != "none":
+        _schedule_pack(packed, along_k, parallel=pack == "all")
 
     *ab, ai, aj = acc.op.axis
     (ak,) = acc.op.reduce_axis
@@ -151,15 +160,16 @@ def schedule_gemm(cfg, s, outs, anchor):
     return s
 
 
-def _schedule_pack(s, packed, along_k: bool):
-    """The packing copy ``[..., N/nr, K, nr]``: panels in parallel. Reading B[k, j] the nr
-    columns are contiguous (vectorize them); reading B[j, k] (transposed) k is contiguous,
-    so walk k in short blocks across the nr rows (a blocked transpose)."""
-    st = s[packed]
+def _schedule_pack(st, along_k: bool, parallel: bool):
+    """The packing copy ``[..., N/nr, K, nr]`` (all of it, panels in parallel, or one panel
+    inside the tile loops). Reading B[k, j] the nr columns are contiguous: vectorize them;
+    reading B[j, k] (transposed) k is contiguous, so walk k in short blocks across the nr
+    rows (a blocked transpose)."""
     *rest, x, y, z = st.op.axis
-    st.parallel(st.fuse(*rest, x) if rest else x)
-    if along_k:
-        yo, yi = st.split(y, factor=16)
+    if parallel:
+        st.parallel(st.fuse(*rest, x) if rest else x)
+    if along_k:  # 8 k per row: ~1.2x faster than 16 or a vectorized gather (noisy runs)
+        yo, yi = st.split(y, factor=8)
         st.reorder(yo, z, yi)
     else:
         st.vectorize(z)
