@@ -13,8 +13,9 @@ downloaded. Per network:
   and, with ``--log``, tetune tuned (``graph.compile(..., tuning_log=FILE)``), as the
   ratio tetune time / onnxruntime time (< 1 means tetune is faster);
 * agreement with onnxruntime: max abs error and max error relative to max |output|;
-* compile time: cold (an empty kernel cache, in this process) and warm (a fresh process
-  whose kernel cache the cold compile filled; the import of tetune is listed apart);
+* compile time: cold (the untuned compile, an empty kernel cache, in this process) and
+  warm (the same compile, tuned with ``--log``, in a fresh process whose kernel cache the
+  earlier compiles filled; the import of tetune is listed apart);
 * with ``--profile``: the 10 slowest nodes of the fastest tetune module.
 
 The issue's targets are checked at the end: tuned <= 1.5x onnxruntime, untuned <= 3x,
@@ -187,13 +188,14 @@ def print_row(row):
         return f"{row[key] * 1e3:{width}.2f} {row[key] / row['ort']:6.2f}"
 
     err = max(row["err_untuned"][1], row.get("err_tuned", (0, 0))[1])
-    cold = row.get("cold_tuned", row["cold_untuned"])
+    cold = row["cold_untuned"]
     warm = f"{row['warm']:7.2f}" if "warm" in row else f"{'-':>7s}"
     notes = [f"{row['kernels']} kernels / {row['steps']} steps", f"model {row['MB']:.1f} MB"]
     if "import" in row:
         notes.append(f"import {row['import']:.1f} s")
     if "not_in_log" in row:
-        notes.append(f"{row['not_in_log']} workloads not in the log")
+        notes.append(f"tuned compile {row['cold_tuned']:.1f} s, {row['not_in_log']} "
+                     "workloads not in the log")
     if err > 1e-4:
         notes.append("OUTPUT DIFFERS")
     print(f"{row['name']:13s} {ort_ms:8.2f} {ms_ratio('untuned', 10)} {ms_ratio('tuned', 9)} "
@@ -253,8 +255,8 @@ def main(argv=None):
     check_targets(rows, args.quick)
     harness.report_busy_after()
     print(f"(x ORT = tetune time / onnxruntime time, medians of {args.repeat} interleaved "
-          f"rounds; cold = compile with an empty kernel cache ({cache_dir}) in this process, "
-          "tuned when --log is given; warm = the same compile in a fresh process)")
+          f"rounds; cold = the untuned compile, with an empty kernel cache ({cache_dir}), in this "
+          "process; warm = the compile (tuned when --log is given) in a fresh process)")
 
 
 if __name__ == "__main__":
