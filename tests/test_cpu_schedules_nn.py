@@ -14,6 +14,7 @@ from conftest import random_array, run, run_python
 
 import te
 from autotune.task import create_task
+from runtime import build
 from schedules import create_schedule, ir, lower, replay, schedule_for
 from schedules.registry import apply_config
 from te import ops
@@ -90,6 +91,25 @@ def test_cache_read_with_a_layout_packs_and_replays(rng):
     np.testing.assert_allclose(run_python(s, [A, W, C], [a, w])[0], a @ w.T, rtol=1e-5)
     again = replay([C.op], s.steps)
     assert str(lower(again, [A, W, C])) == text
+
+
+def test_outlined_prange_body_does_not_gather(tmp_path, monkeypatch):
+    """Regression (cpu codegen): a prange body outlined into a helper gets its index as a
+    parameter; unless told it is >= 0, numba's negative-index wraparound turned the
+    vectorized copy below into gathers (3x slower packing of B)."""
+    A = te.placeholder((8, 64), name="A")
+    B = te.compute((2, 8, 32), lambda x, y, z: A[y, x * 32 + z], name="B")
+    s = create_schedule(B.op)
+    s[B].parallel(B.op.axis[0])
+    s[B].vectorize(B.op.axis[2])
+    monkeypatch.setenv("TETUNE_CACHE_DIR", str(tmp_path))  # numba has no assembly of cached code
+    f = build(s, [A, B], target="cpu")
+    stats = f.vector_stats()
+    assert stats["instructions"] > 0 and stats["gathers"] == 0, stats
+    a = random_array(np.random.default_rng(0), (8, 64))
+    b = np.empty((2, 8, 32), np.float32)
+    f(a, b)
+    np.testing.assert_array_equal(b, a.reshape(8, 2, 32).transpose(1, 0, 2))
 
 
 # -- gemm ---------------------------------------------------------------------------------
