@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from schedules.registry import workload_key
 
-from . import candidate
+from . import candidate, workers
 from .measure_types import MeasureErrorNo, MeasureInput, MeasureResult
 from .workers import Outcome, Worker, WorkerPool, usable_cores
 
@@ -216,23 +216,31 @@ def _preload_codegen(target: str) -> None:
         import runtime.codegen_cpu  # noqa: F401
 
 
-def _check_fork_safe(target: str) -> None:
-    """Refuse to measure when forked workers cannot run parallel kernels."""
+def _check_fork_safe(target: str) -> bool:
+    """Whether forked workers can run this target's kernels; when they cannot (the parent
+    already ran a parallel kernel on GNU OpenMP, and numba terminates a forked child that
+    uses it again), workers are spawned instead, with one warning."""
     if str(target).split()[0] not in ("cpu", "llvm") or "numba" not in sys.modules:
-        return
+        return True
     from numba.np.ufunc import parallel
 
     if not parallel._is_initialized:
-        return
+        return True
     try:
         from numba.np.ufunc import omppool
     except ImportError:
-        return
+        return True
     import numba
 
     if numba.threading_layer() == "omp" and omppool.openmp_vendor == "GNU":
-        raise RuntimeError(
-            "this process has already run a parallel numba kernel on GNU OpenMP, which "
-            "cannot be used again in the forked processes that measure candidates (numba "
-            "would terminate them). Tune in a fresh process, before running kernels in it, or "
-            "set NUMBA_THREADING_LAYER=workqueue (or tbb) before numba is imported.")
+        if workers.spawning():
+            return False  # switched (and warned) before
+        workers.use_spawn()
+        warnings.warn(
+            "this process has already run a parallel numba kernel on GNU OpenMP, which a "
+            "forked process cannot use again: measuring workers are spawned instead, so "
+            "templates must be importable (defined in a module, not a notebook cell). Tune "
+            "before running kernels, or set NUMBA_THREADING_LAYER=tbb, to keep forking.",
+            RuntimeWarning, stacklevel=3)
+        return False
+    return True

@@ -3,17 +3,21 @@
 A candidate schedule may segfault the process that builds or runs it, call ``os._exit`` or
 never finish, so every build and every run happens in a child process. Children are forked
 (not spawned) so that templates defined in a user's script or notebook cell, which exist
-only in the parent's memory, exist in the children too. A worker that dies or overruns its
-limit is killed and started again on its next call; the parent only ever sees an
-``Outcome``.
+only in the parent's memory, exist in the children too. When forking is unsafe (the parent
+already ran parallel kernels on GNU OpenMP, which a forked child cannot use) ``use_spawn()``
+switches to spawned children: they import the templates' modules afresh. A worker that
+dies or overruns its limit is killed and started again on its next call; the parent only
+ever sees an ``Outcome``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import weakref
 from dataclasses import dataclass
@@ -21,7 +25,32 @@ from multiprocessing.connection import wait
 
 __all__ = ["Outcome", "Worker", "WorkerPool"]
 
-_FORK = mp.get_context("fork")
+_context = mp.get_context("fork")
+
+
+def use_spawn() -> None:
+    """Start workers from now on as fresh interpreters instead of forks."""
+    global _context
+    _context = mp.get_context("spawn")
+
+
+def spawning() -> bool:
+    return _context.get_start_method() == "spawn"
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """Keep a spawned child from re-running the user's ``__main__`` (a script without an
+    ``if __name__ == "__main__"`` guard would start tuning again in every worker): the
+    child imports only what the calls it serves need."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
 
 # Parent ends of every live worker's pipe. A new child closes its copies: a child that kept
 # another worker's parent end open would keep that worker from ever seeing EOF (and
@@ -92,11 +121,12 @@ class Worker:
         return self._conn
 
     def _start(self) -> None:
-        parent_end, child_end = _FORK.Pipe()
+        parent_end, child_end = _context.Pipe()
         inherited = [c for c in list(_PARENT_ENDS) if not c.closed] + [parent_end]
-        proc = _FORK.Process(target=_serve, args=(child_end, inherited), daemon=True,
-                             name="tetune-measure")
-        proc.start()
+        proc = _context.Process(target=_serve, args=(child_end, inherited), daemon=True,
+                                name="tetune-measure")
+        with _main_hidden() if spawning() else contextlib.nullcontext():
+            proc.start()
         child_end.close()  # the child's end lives in the child only, so its death is EOF here
         _PARENT_ENDS.add(parent_end)
         self._proc, self._conn, self._calls = proc, parent_end, 0

@@ -7,12 +7,6 @@ environment variable once, when ``numba`` is first imported, so ``runtime/__init
 calls ``set_environment()`` before anything in tetune imports numba.  A value the user set
 in the environment is respected.
 
-``NUMBA_THREADING_LAYER=workqueue``: the autotuner measures candidates in forked worker
-processes, and numba's GNU OpenMP layer cannot run a parallel kernel in a child forked after
-the parent used it (numba kills the child). A notebook that runs a kernel and then tunes
-would die on its first candidate. numba's own workqueue layer is fork-safe and, for the one
-prange loop per kernel our code generator emits, as fast. Not thread-safe: two Python threads
-must not launch parallel kernels at once (the graph executor runs kernels one at a time).
 
 If numba was imported before tetune's runtime (and the user did not choose a value),
 ``ensure_slp()`` switches the setting on in numba's config, which numba reads each time it
@@ -34,7 +28,6 @@ _warned = False
 def set_environment() -> None:
     """Set the variables (without overriding the user's); call before importing numba."""
     os.environ.setdefault(_ENV, "1")
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 
 def ensure_slp() -> bool:

@@ -143,18 +143,26 @@ def test_cpu_candidates_are_built_once_and_loaded_from_the_kernel_cache(tmp_path
     assert list((tmp_path / "cache").rglob("k_*.py"))
 
 
-def test_measuring_refuses_after_the_parent_ran_gnu_openmp(monkeypatch):
+def test_workers_are_spawned_after_the_parent_ran_gnu_openmp(monkeypatch):
     import numba
     from numba.np.ufunc import omppool, parallel
 
+    from autotune import workers
     from autotune.measure import _check_fork_safe
 
     monkeypatch.setattr(parallel, "_is_initialized", True)
     monkeypatch.setattr(numba, "threading_layer", lambda: "omp")
     monkeypatch.setattr(omppool, "openmp_vendor", "GNU")
-    with pytest.raises(RuntimeError, match="NUMBA_THREADING_LAYER=workqueue"):
-        _check_fork_safe("cpu -parallel=1")
-    _check_fork_safe("python")  # the python target runs no numba kernel
+    monkeypatch.setattr(workers, "_context", workers._context)  # restored afterwards
+    assert _check_fork_safe("python")  # the python target runs no numba kernel
+    with pytest.warns(RuntimeWarning, match="spawned instead"):
+        assert not _check_fork_safe("cpu -parallel=1")
+    assert workers.spawning()
+    worker = workers.Worker()
+    try:  # a spawned worker serves calls like a forked one
+        assert worker.call(_sleep_and_return, (0, "spawned"), 60).value == "spawned"
+    finally:
+        worker.close()
 
 
 def _sleep_and_return(seconds, value):
