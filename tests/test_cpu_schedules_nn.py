@@ -264,9 +264,9 @@ def test_conv2d_bias_relu_add_is_one_kernel_on_cpu(rng):
 
 
 def test_depthwise_conv2d_on_cpu(rng):
-    """Depthwise with a channel multiplier, stride 2 and padding."""
-    args, Y = _conv_graph((1, 3, 9, 13), (6, 1, 3, 3), groups=3, stride=2, padding=1)
-    x, w = random_array(rng, (1, 3, 9, 13)), random_array(rng, (6, 1, 3, 3))
+    """Depthwise with a channel multiplier, stride 2 and padding (row windows)."""
+    args, Y = _conv_graph((1, 3, 17, 19), (6, 1, 3, 3), groups=3, stride=2, padding=1)
+    x, w = random_array(rng, (1, 3, 17, 19)), random_array(rng, (6, 1, 3, 3))
     got = run(schedule_for(Y, "cpu"), args + [Y], [x, w], target="cpu")[0]
     np.testing.assert_allclose(got, conv_ref(x, w, 2, 1, 1, 3), rtol=1e-4, atol=1e-4)
 
