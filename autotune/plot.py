@@ -37,6 +37,9 @@ def plot_curve(log_or_records, ax=None, label: str | None = None):
         line_label = label if len(curves) == 1 else \
             f"{label + ': ' if label else ''}{task} on {target}"
         ax.step(range(1, len(curve) + 1), curve, where="post", label=line_label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
     ax.set_xlabel("trial")
     ax.set_ylabel("best GFLOP/s so far")
     ax.grid(True, alpha=0.3)
