@@ -2,6 +2,9 @@
 module registers its op schedules (``register_schedule(anchor, "cpu")``) for
 ``schedule_for`` and the tuning templates of its anchors (``schedules.library``)."""
 
-from . import conv2d, gemm  # noqa: F401
-from . import norm  # noqa: F401
-from . import pool  # noqa: F401
+from . import (  # noqa: F401
+    conv2d,
+    gemm,
+    norm,  # noqa: F401
+    pool,  # noqa: F401
+)
