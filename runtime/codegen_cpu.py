@@ -49,6 +49,7 @@ imported.  ``Module.vector_stats()`` counts vector FMAs in the assembly, to chec
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -659,25 +660,8 @@ class CpuSource(PythonSource):
         return table
 
     def const(self, c: E.Const) -> str:
-        v = c.value
-        if isinstance(v, float) and c.dtype != "float64":
-            # A module global: numba freezes it as a typed constant (a bare literal would be
-            # float64 and promote the arithmetic; np.float32(...) in the body is a call that
-            # every statement pays for in compile time).
-            if v != v:
-                text, tag = "np.nan", "nan"
-            elif v in (float("inf"), float("-inf")):
-                text, tag = ("np.inf", "inf") if v > 0 else ("-np.inf", "minus_inf")
-            else:
-                text = repr(v)
-                tag = text.replace("-", "m").replace(".", "p").replace("+", "")
-            key = ("const", c.dtype, text)
-            name = self.consts.get(key)
-            if name is None:
-                name = self.names.get(key, f"{c.dtype.upper()}_{tag}")
-                self.consts[key] = name
-                self.const_lines.append(f"{name} = np.{c.dtype}({text})")
-            return name
+        if isinstance(c.value, float) and c.dtype != "float64":
+            return typed_float_global(self, c)
         return super().const(c)
 
     # -- statements -------------------------------------------------------------------------
@@ -1037,3 +1021,26 @@ def _cache_hits(kernel) -> int:
         return sum(kernel.stats.cache_hits.values())
     except AttributeError:
         return 0
+
+
+def typed_float_global(source, c: E.Const) -> str:
+    """The name of a module global holding float constant ``c`` in its dtype (the cpu and
+    cuda sources share this): numba freezes a global as a typed constant, while a bare
+    literal would be float64 and promote the arithmetic, and ``np.float32(...)`` in the body
+    is a call every statement pays for in compile time. ``source`` keeps ``consts`` (key ->
+    name) and ``const_lines`` (the definitions)."""
+    v = c.value
+    if math.isnan(v):
+        text, tag = "np.nan", "nan"
+    elif math.isinf(v):
+        text, tag = ("np.inf", "inf") if v > 0 else ("-np.inf", "minus_inf")
+    else:
+        text = repr(v)
+        tag = text.replace("-", "m").replace(".", "p").replace("+", "")
+    key = ("const", c.dtype, text)
+    name = source.consts.get(key)
+    if name is None:
+        name = source.names.get(key, f"{c.dtype.upper()}_{tag}")
+        source.consts[key] = name
+        source.const_lines.append(f"{name} = np.{c.dtype}({text})")
+    return name

@@ -36,7 +36,6 @@ the content-hashed kernel file (``runtime.kernel_cache``) is reused by later pro
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -47,7 +46,7 @@ from te import arith
 from te import expr as E
 
 from . import cuda_env
-from .codegen_cpu import MAX_UNROLL
+from .codegen_cpu import MAX_UNROLL, typed_float_global
 from .codegen_python import PythonSource
 from .cuda_passes import CudaPlan, Kernel, _size, plan
 
@@ -138,24 +137,9 @@ class CudaSource(PythonSource):
         return super().call(name, args, dtype)
 
     def const(self, c: E.Const) -> str:
-        v = c.value
-        if not isinstance(v, float) or c.dtype == "float64":
+        if not isinstance(c.value, float) or c.dtype == "float64":
             return super().const(c)
-        # A typed module global: numba freezes it as a float32 constant.
-        if math.isnan(v):
-            text, tag = "np.nan", "nan"
-        elif v in (float("inf"), float("-inf")):
-            text, tag = ("np.inf", "inf") if v > 0 else ("-np.inf", "minus_inf")
-        else:
-            text = repr(v)
-            tag = text.replace("-", "m").replace(".", "p").replace("+", "")
-        key = ("const", c.dtype, text)
-        name = self.consts.get(key)
-        if name is None:
-            name = self.names.get(key, f"{c.dtype.upper()}_{tag}")
-            self.consts[key] = name
-            self.const_lines.append(f"{name} = np.{c.dtype}({text})")
-        return name
+        return typed_float_global(self, c)
 
     # -- statements ---------------------------------------------------------------------------
     def block(self, s, level):

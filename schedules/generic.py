@@ -286,6 +286,24 @@ def _const(extent):
     return extent.value if isinstance(extent, E.Const) else None
 
 
+def axis_extent(iv) -> int | None:
+    """The constant extent of an axis; None when symbolic."""
+    ext = iv.dom.extent
+    return ext.value if hasattr(ext, "value") else None
+
+
+def op_work(op, per_element: int) -> int | None:
+    """``per_element`` x the op's output elements (the work a parallel loop would split);
+    None when an extent is symbolic."""
+    total = per_element
+    for iv in op.axis:
+        n = axis_extent(iv)
+        if n is None:
+            return None
+        total *= n
+    return total
+
+
 def worth_parallel(work) -> bool:
     """Whether ``work`` (output elements x reduction iterations; None: symbolic) pays for a
     parallel loop (``MIN_PARALLEL_WORK``, read at call time so tests can lower it)."""

@@ -26,16 +26,18 @@ from __future__ import annotations
 from te.ops import tags
 
 from .. import library  # noqa: F401 - registers the tuning templates of these anchors
-from ..generic import inlinable, schedule_generic, schedule_inner, worth_parallel
+from ..generic import (
+    axis_extent,
+    inlinable,
+    op_work,
+    schedule_generic,
+    schedule_inner,
+    worth_parallel,
+)
 from ..registry import register_schedule
 
 ROW_TILES = [1, 2, 4, 8, 16, 32]
 VEC_CHUNKS = [16, 32, 64, 128, 256]
-
-
-def _extent(iv):
-    ext = iv.dom.extent
-    return ext.value if hasattr(ext, "value") else None
 
 
 def _op_stages(s, out, anchor):
@@ -65,7 +67,7 @@ def _rows_then(cfg, s, out, inner_axes: list, work: int | None):
     st.reorder(*rows, *inner_axes)
     n_rows = 1
     for iv in rows:
-        n_rows = None if n_rows is None or _extent(iv) is None else n_rows * _extent(iv)
+        n_rows = None if n_rows is None or axis_extent(iv) is None else n_rows * axis_extent(iv)
     cfg.define_knob("row_tile", ROW_TILES, default=4)
     tile = cfg["row_tile"].val
     st.vectorize(inner_axes[-1])
@@ -91,7 +93,7 @@ def _chunked_columns(cfg, s, out, axis: int):
     norm, last = axes[axis], axes[-1]
     cfg.define_knob("vec_chunk", VEC_CHUNKS, default=64)
     chunk = cfg["vec_chunk"].val
-    n = _extent(last)
+    n = axis_extent(last)
     if n is None or n > chunk:
         last_o, last_i = st.split(last, factor=chunk)
         outer = [a for a in axes if a is not norm and a is not last] + [last_o]
@@ -105,16 +107,6 @@ def _chunked_columns(cfg, s, out, axis: int):
     fused = st.fuse(*outer) if len(outer) > 1 else outer[0]
     st.parallel(fused)
     return fused
-
-
-def _work(op, passes: int):
-    total = passes
-    for iv in op.axis:
-        n = _extent(iv)
-        if n is None:
-            return None
-        total *= n
-    return total
 
 
 def _attach(s, producers, out, leaf):
@@ -147,7 +139,7 @@ def schedule_softmax(cfg, s, outs, anchor):
     if len(axes) != len(anchor.axis):  # an epilogue changed the shape: the generic way
         return schedule_generic(s, outs, "cpu")
     if axis == len(axes) - 1:
-        leaf = _rows_then(cfg, s, out, [axes[axis]], _work(anchor, 4))
+        leaf = _rows_then(cfg, s, out, [axes[axis]], op_work(anchor, 4))
     else:
         leaf = _chunked_columns(cfg, s, out, axis)
     _attach(s, producers, out, leaf)
@@ -165,6 +157,6 @@ def schedule_layer_norm(cfg, s, outs, anchor):
     axes = list(s[out].op.axis)
     if len(axes) != ndim or norm_axes != tuple(range(ndim - len(norm_axes), ndim)):
         return schedule_generic(s, outs, "cpu")  # normalized axes not innermost
-    leaf = _rows_then(cfg, s, out, [axes[a] for a in norm_axes], _work(anchor, 3))
+    leaf = _rows_then(cfg, s, out, [axes[a] for a in norm_axes], op_work(anchor, 3))
     _attach(s, producers, out, leaf)
 

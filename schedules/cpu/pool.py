@@ -20,32 +20,17 @@ Knobs:
 from __future__ import annotations
 
 from .. import library  # noqa: F401 - registers the tuning templates of these anchors
-from ..generic import inlinable, schedule_generic, worth_parallel
+from ..generic import axis_extent, inlinable, op_work, schedule_generic, worth_parallel
 from ..registry import register_schedule
 
 ROW_TILES = [1, 2, 4, 8, 16]
 MAX_UNROLLED_WINDOW = 16
 
 
-def _extent(iv):
-    ext = iv.dom.extent
-    return ext.value if hasattr(ext, "value") else None
-
-
 def _inline_injective(s, out):
     for st in s._producers_closure(s[out]):
         if st.attach_type == "root" and not st.relations and inlinable(st):
             st.compute_inline()
-
-
-def _work(op, per_element: int):
-    total = per_element
-    for iv in op.axis:
-        n = _extent(iv)
-        if n is None:
-            return None
-        total *= n
-    return total
 
 
 def _parallel_rows(cfg, st, rows, work, default_tile=1):
@@ -55,7 +40,7 @@ def _parallel_rows(cfg, st, rows, work, default_tile=1):
     tile = cfg["row_tile"].val
     fused = st.fuse(*rows) if len(rows) > 1 else rows[0]
     outer = fused
-    n = _extent(fused) if fused.dom is not None else None
+    n = axis_extent(fused) if fused.dom is not None else None
     if tile > 1 and (n is None or n > tile):
         outer, fused = st.split(fused, factor=tile)
     if worth_parallel(work):
@@ -75,11 +60,11 @@ def schedule_pool2d(cfg, s, outs, anchor):
         t.op for t in anchor.input_tensors if t.op.reduce_axis)
     if len(st.op.axis) != len(anchor.axis):  # an epilogue changed the shape
         return schedule_generic(s, outs, "cpu")
-    kh, kw = (_extent(r) for r in window.reduce_axis)
+    kh, kw = (axis_extent(r) for r in window.reduce_axis)
     cfg.define_knob("unroll_window", [True, False], default=kh * kw <= MAX_UNROLLED_WINDOW)
     unroll = cfg["unroll_window"].val
     n, c, oh, ow, *lane = st.op.axis
-    rows = _parallel_rows(cfg, st, [n, c, oh], _work(anchor, kh * kw))
+    rows = _parallel_rows(cfg, st, [n, c, oh], op_work(anchor, kh * kw))
     vec = lane[0] if lane else ow
     if s[window] is st:
         ry, rx = st.op.reduce_axis
