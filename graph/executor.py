@@ -116,7 +116,15 @@ class GraphModule:
 
             memory_plan = plan_memory(graph)
         self.memory_plan = memory_plan  # graph.passes.MemoryPlan: shared storage, views
-        self.buffers = _allocate(graph, memory_plan)
+        # on the cuda target every buffer, weights included, lives on the device: a run
+        # copies the inputs in and the outputs out, nothing else crosses the bus
+        self.on_device = str(target).split()[0] == "cuda"
+        device = None
+        if self.on_device:
+            from runtime import cuda_env
+
+            device = cuda_env.require_gpu()
+        self.buffers = _allocate(graph, memory_plan, device)
         self._calls = [(self.codes[s.code].fn, [self.buffers[v] for v in s.args])
                        for s in self.steps]
 
@@ -150,14 +158,20 @@ class GraphModule:
                                  f"{tuple(arr.shape)}")
             if not np.can_cast(arr.dtype, ty.dtype, casting="same_kind"):
                 raise GraphError(f"input {name!r} must have dtype {ty.dtype}, got {arr.dtype}")
-            np.copyto(self.buffers[name], arr, casting="same_kind")
+            if self.on_device:
+                self.buffers[name].copy_to_device(np.ascontiguousarray(arr, dtype=ty.dtype))
+            else:
+                np.copyto(self.buffers[name], arr, casting="same_kind")
 
     def execute(self):
-        """Run every kernel once on the current buffers."""
+        """Run every kernel once on the current buffers (on the cuda target the launches
+        are queued: ``outputs()`` waits for them)."""
         for fn, args in self._calls:
             fn(*args)
 
     def outputs(self) -> list:
+        if self.on_device:
+            return [self.buffers[v].copy_to_host() for v in self.graph.outputs]
         return [np.array(self.buffers[v], copy=True) for v in self.graph.outputs]
 
     def run(self, inputs: dict | None = None, **kwargs) -> list:
@@ -174,6 +188,8 @@ class GraphModule:
         self.set_inputs(inputs)
         for _ in range(warmup):
             self.execute()
+        sync = _device_sync() if self.on_device else (lambda: None)
+        sync()
         totals = [0.0] * len(self._calls)
         clock = time.perf_counter
         start = clock()
@@ -181,6 +197,7 @@ class GraphModule:
             for k, (fn, args) in enumerate(self._calls):
                 t0 = clock()
                 fn(*args)
+                sync()  # a launch returns at once: wait for it, or the next node pays
                 totals[k] += clock() - t0
         total_ms = (clock() - start) * 1e3 / runs
         step_ms = sum(totals) * 1e3 / runs or 1.0
@@ -203,21 +220,36 @@ class GraphModule:
         save(self, path)
 
 
-def _allocate(graph: Graph, plan=None) -> dict:
-    buffers = plan.allocate(graph) if plan is not None else {}
+def _allocate(graph: Graph, plan=None, device=None) -> dict:
+    """A buffer per value: the planned ones views into shared blocks, constants filled with
+    their data. With ``device`` (numba's cuda module) every buffer is a device array: the
+    weights are copied over once, here."""
+    if device is None:
+        upload, empty, empty_bytes = (lambda a: a), np.zeros, None
+    else:
+        upload, empty = device.to_device, device.device_array
+        empty_bytes = lambda n: device.device_array(n, np.uint8)  # noqa: E731
+    buffers = plan.allocate(graph, empty_bytes) if plan is not None else {}
     for name, ty in graph.values.items():
         if name in buffers:
             continue
         if name in graph.initializers:
             # np.array, not ascontiguousarray: that one turns 0-d arrays into 1-d ones
-            buffers[name] = np.array(graph.initializers[name], dtype=ty.dtype, order="C")
+            buffers[name] = upload(np.array(graph.initializers[name], dtype=ty.dtype,
+                                            order="C"))
         else:
-            buffers[name] = np.zeros(ty.shape, dtype=ty.dtype)
+            buffers[name] = empty(ty.shape, dtype=ty.dtype)
     for node in graph.nodes:  # a fused group's private constants are kernel arguments too
         if node.is_fused:
             for name, arr in node.subgraph.initializers.items():
-                buffers[name] = np.array(arr, order="C")
+                buffers[name] = upload(np.array(arr, order="C"))
     return buffers
+
+
+def _device_sync():
+    from runtime import cuda_env
+
+    return cuda_env.cuda_module().synchronize
 
 
 # -- building --------------------------------------------------------------------------------

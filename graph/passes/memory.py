@@ -50,13 +50,11 @@ class MemoryPlan:
     def planned_bytes(self) -> int:
         return sum(self.block_bytes)
 
-    def allocate(self, graph: Graph) -> dict:
-        """value -> array for every planned value (views into freshly allocated blocks)."""
-        blocks = []
-        for size in self.block_bytes:
-            raw = np.empty(size + ALIGN, np.uint8)
-            start = (-raw.ctypes.data) % ALIGN
-            blocks.append(raw[start:start + size])
+    def allocate(self, graph: Graph, empty_bytes=None) -> dict:
+        """value -> array for every planned value (views into freshly allocated blocks).
+        ``empty_bytes(n)`` makes a block of ``n`` bytes (a 1-d uint8 array, aligned); the
+        default is host memory, the cuda target passes a device allocator."""
+        blocks = [(empty_bytes or _aligned_host_bytes)(size) for size in self.block_bytes]
         out = {}
         for value, (block, offset) in self.placement.items():
             ty = graph.values[value]
@@ -70,6 +68,12 @@ class MemoryPlan:
         return (f"memory plan: {len(self.placement)} values in {len(self.block_bytes)} blocks, "
                 f"{_mib(self.planned_bytes)} planned vs {_mib(self.naive_bytes)} naive "
                 f"({saved:.0%} saved), {len(self.elided)} copy node(s) elided")
+
+
+def _aligned_host_bytes(size: int) -> np.ndarray:
+    raw = np.empty(size + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + size]
 
 
 def _mib(n: int) -> str:
