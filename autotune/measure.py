@@ -219,8 +219,12 @@ def _preload_codegen(target: str) -> None:
 def _check_fork_safe(target: str) -> bool:
     """Whether forked workers can run this target's kernels; when they cannot (the parent
     already ran a parallel kernel on GNU OpenMP, and numba terminates a forked child that
-    uses it again), workers are spawned instead, with one warning."""
-    if str(target).split()[0] not in ("cpu", "llvm") or "numba" not in sys.modules:
+    uses it again, or it already holds a CUDA context, which a forked child inherits
+    broken), workers are spawned instead, with one warning."""
+    kind = str(target).split()[0]
+    if kind == "cuda":
+        return _cuda_fork_safe()
+    if kind not in ("cpu", "llvm") or "numba" not in sys.modules:
         return True
     from numba.np.ufunc import parallel
 
@@ -235,12 +239,37 @@ def _check_fork_safe(target: str) -> bool:
     if numba.threading_layer() == "omp" and omppool.openmp_vendor == "GNU":
         if workers.spawning():
             return False  # switched (and warned) before
-        workers.use_spawn()
-        warnings.warn(
+        _spawn_from_now_on(
             "this process has already run a parallel numba kernel on GNU OpenMP, which a "
-            "forked process cannot use again: measuring workers are spawned instead, so "
-            "templates must be importable (defined in a module, not a notebook cell). Tune "
-            "before running kernels, or set NUMBA_THREADING_LAYER=tbb, to keep forking.",
-            RuntimeWarning, stacklevel=3)
+            "forked process cannot use again", "Tune before running kernels, or set "
+            "NUMBA_THREADING_LAYER=tbb, to keep forking.")
         return False
     return True
+
+
+def _cuda_fork_safe() -> bool:
+    """The simulator forks like any Python code; a real GPU's driver, once initialised in
+    this process, cannot be used by a forked child."""
+    from runtime import cuda_env
+
+    if "numba.cuda" not in sys.modules or cuda_env.simulator_active():
+        return True
+    try:
+        from numba.cuda.cudadrv.driver import driver
+        initialised = bool(getattr(driver, "is_initialized", True))
+    except Exception:  # noqa: BLE001 - no driver to speak of: nothing a fork could break
+        return True
+    if not initialised:
+        return True
+    if not workers.spawning():
+        _spawn_from_now_on("this process has already initialised the CUDA driver, which a "
+                           "forked process cannot use", "Tune before running cuda kernels "
+                           "to keep forking.")
+    return False
+
+
+def _spawn_from_now_on(why: str, advice: str) -> None:
+    workers.use_spawn()
+    warnings.warn(f"{why}: measuring workers are spawned instead, so templates must be "
+                  f"importable (defined in a module, not a notebook cell). {advice}",
+                  RuntimeWarning, stacklevel=4)

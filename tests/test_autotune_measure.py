@@ -3,6 +3,7 @@ fail (fault injection through real forked workers, on tiny shapes)."""
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -180,3 +181,24 @@ def test_a_worker_never_answers_with_a_stale_reply():
         assert worker.call(_sleep_and_return, (0, "next"), 10).value == "next"
     finally:
         worker.close()
+
+
+def test_workers_are_spawned_after_the_parent_initialised_a_real_gpu(monkeypatch):
+    import types
+
+    from autotune import workers
+    from autotune.measure import _check_fork_safe
+    from runtime import cuda_env
+
+    fake_driver = types.ModuleType("numba.cuda.cudadrv.driver")
+    fake_driver.driver = types.SimpleNamespace(is_initialized=False)
+    for parent in ("numba.cuda", "numba.cuda.cudadrv"):
+        monkeypatch.setitem(sys.modules, parent, types.ModuleType(parent))
+    monkeypatch.setitem(sys.modules, "numba.cuda.cudadrv.driver", fake_driver)
+    monkeypatch.setattr(cuda_env, "simulator_active", lambda: False)
+    monkeypatch.setattr(workers, "_context", workers._context)  # restored afterwards
+    assert _check_fork_safe("cuda")  # no CUDA context yet: forking is fine
+    fake_driver.driver.is_initialized = True
+    with pytest.warns(RuntimeWarning, match="CUDA driver.*spawned instead"):
+        assert not _check_fork_safe("cuda")
+    assert workers.spawning()
