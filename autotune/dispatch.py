@@ -53,7 +53,8 @@ class ApplyHistoryBest(DispatchContext):
     """A dispatch context holding, per (target family, workload), the best valid record of
     some logs: on this machine, elsewhere, and in the shipped fallback logs."""
 
-    def __init__(self, records=None, fallback=()):
+    def __init__(self, records=None, fallback=(), warn_untuned: bool = True):
+        self.warn_untuned = warn_untuned
         self._local: dict = {}
         self._foreign: dict = {}
         self._fallback: dict = {}
@@ -91,7 +92,7 @@ class ApplyHistoryBest(DispatchContext):
                               stacklevel=4)
         if record is None:
             record = self._fallback.get(key)
-        if record is None and key not in self._warned_untuned:
+        if record is None and self.warn_untuned and key not in self._warned_untuned:
             self._warned_untuned.add(key)
             warnings.warn(f"apply_history_best: no tuned config for workload {key[1]} on "
                           f"target {key[0]!r}; using the template's default", DispatchWarning,
@@ -117,9 +118,10 @@ def apply_history_best(logs=None, use_default_logs: bool = False) -> ApplyHistor
     """A dispatch context (use it in a ``with``) serving the best config per workload from
     ``logs``: a path, a list of paths, or (MeasureInput, MeasureResult) pairs. ``logs=None``:
     the logs shipped with tetune; ``use_default_logs=True``: those too, for workloads
-    ``logs`` has no record of."""
+    ``logs`` has no record of. With the shipped logs alone, workloads they do not cover use
+    their default config without a warning (the user asked for no particular log)."""
     if logs is None:
-        return ApplyHistoryBest(None, fallback=default_logs())
+        return ApplyHistoryBest(None, fallback=default_logs(), warn_untuned=False)
     return ApplyHistoryBest(logs, fallback=default_logs() if use_default_logs else ())
 
 

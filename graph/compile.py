@@ -46,13 +46,17 @@ def optimize_graph(graph: Graph, target: str, passes="default", report=None) -> 
 
 def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | None = None,
             constants: dict | None = None, passes="default", memory_plan: bool = True,
-            verbose: bool = False) -> GraphModule:
+            verbose: bool = False, default_logs: bool = True) -> GraphModule:
     """Compile an ONNX model (ModelProto, bytes, path) or a ``Graph`` for ``target``
     ("cpu", "python", or a target string with flags).
 
     With ``tuning_log`` (a path or list of paths) every kernel build uses the best config the
     log holds for its anchor's workload (``autotune.apply_history_best``); workloads without
     a record use their default config and are listed in ``module.untuned`` and a warning.
+    ``default_logs``: the logs shipped with tetune (``tuning_logs/``, tuned on the machine
+    class tetune is developed on, like TVM's TopHub) serve the workloads ``tuning_log`` has
+    no record of, or every workload when no log is given; ``False`` builds every kernel
+    without a log with its template's default config.
     ``input_shapes`` / ``constants`` are passed to ``from_onnx``; ``passes`` to
     ``optimize_graph``. ``memory_plan`` shares buffers between values whose lifetimes do
     not overlap and turns reshapes, contiguous slices and concats into views
@@ -68,13 +72,14 @@ def compile(model, target: str = "cpu", tuning_log=None, input_shapes: dict | No
     kernel_graph = graph if plan is None or not plan.elided else graph.replace(
         nodes=[n for n in graph.nodes if n.name not in plan.elided])
     context = contextlib.nullcontext()
-    if tuning_log is not None:
+    if tuning_log is not None or default_logs:
         from autotune import apply_history_best  # autotune sits above graph's core
 
-        context = apply_history_best(tuning_log)
+        context = apply_history_best(tuning_log, use_default_logs=default_logs)
     with context:
         codes, steps, untuned = build_kernels(kernel_graph, target)
-    untuned = list(OrderedDict.fromkeys(untuned))
+    # without a log of the user's, nothing was asked for that could be missing
+    untuned = list(OrderedDict.fromkeys(untuned)) if tuning_log is not None else []
     if untuned:
         from schedules.registry import workload_key
 

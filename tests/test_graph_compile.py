@@ -373,3 +373,32 @@ def test_cli_tune_net_without_tunable_ops(tmp_path, capsys):
     assert main(["tune-net", str(tmp_path / "relu.onnx"), "--log",
                  str(tmp_path / "log.jsonl")]) == 0
     assert "no tunable task" in capsys.readouterr().out
+
+
+def test_without_a_log_the_shipped_logs_are_used_quietly(tmp_path, monkeypatch):
+    """No tuning log: the logs shipped in tuning_logs/ choose the configs (TVM's TopHub),
+    workloads they lack use their defaults without warnings; default_logs=False opts out."""
+    import warnings
+
+    from autotune import MeasureErrorNo, MeasureInput, MeasureResult
+    from autotune.record import append_records
+
+    model = _twin_relus()
+    (task,) = graph.extract_tasks(model, target="python", passes=None)
+    space = task.config_space
+    other = space.get((space.default_index + 1) % len(space))
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    append_records(shipped / "test_python.jsonl",
+                   [(MeasureInput(task, other), MeasureResult((1e-3,), MeasureErrorNo.NO_ERROR,
+                                                              1.0, 1.7e9))])
+    monkeypatch.setattr("autotune.dispatch._shipped_dir", lambda: shipped)
+    x = f(4, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tuned = graph.compile(model, target="python", passes=None)
+    plain = graph.compile(model, target="python", passes=None, default_logs=False)
+    assert tuned.untuned == () and plain.untuned == ()
+    kernel = plain.steps[-1].code
+    assert tuned.codes[kernel].source != plain.codes[kernel].source
+    np.testing.assert_allclose(tuned.run({"x": x})[0], plain.run({"x": x})[0], rtol=1e-5)
