@@ -71,3 +71,37 @@ def test_python_dash_m_tetune():
     )
     assert proc.returncode == 0, proc.stderr
     assert f"numba {numba.__version__}" in proc.stdout
+
+
+def test_tune_net_shares_a_trial_budget_by_work():
+    from types import SimpleNamespace
+
+    from tetune.net_cmd import plan_trials
+
+    def task(weight, flop, space):
+        return SimpleNamespace(weight=weight, flop=flop, config_space=range(space))
+
+    tasks = [task(1, 1000, 500), task(3, 1000, 500), task(1, 10, 500), task(4, 1000, 20)]
+    # work 1000 : 3000 : 10 : 4000 of 8010; the tiny task gets the floor, the last its space
+    assert plan_trials(tasks, total=200, min_trials=8) == [25, 75, 8, 20]
+    assert plan_trials(tasks, per_task=50) == [50, 50, 50, 20]
+    assert plan_trials(tasks) == [200, 200, 200, 20]
+
+
+def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
+    """`tetune log show LOG | head`: the closed pipe ends the command quietly."""
+    import argparse
+    import io
+
+    from tetune import cli
+
+    def write_to_closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    class Parser:
+        def parse_known_args(self, argv):
+            return argparse.Namespace(command="log", func=write_to_closed_pipe), []
+
+    monkeypatch.setattr(cli, "build_parser", lambda: Parser())
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # no file descriptor to redirect
+    assert cli.main([]) == 0

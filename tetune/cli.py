@@ -7,6 +7,7 @@ yet say so on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from typing import Sequence
@@ -78,7 +79,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if extra and not getattr(args, "_accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # whoever read our output stopped early (`tetune log show LOG | head`): that is no
+        # failure; stdout goes to /dev/null so the interpreter's last flush stays quiet
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,12 @@ def add_net_parsers(sub) -> None:
     p = sub.add_parser("tune-net", help="extract every tuning task of an ONNX model and tune "
                                         "them; resumable through the log")
     p.add_argument("model", help="the .onnx file")
-    p.add_argument("--trials-per-task", type=int, default=200, help="configs per task (200)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--trials-per-task", type=int, help="configs per task (default 200)")
+    budget.add_argument("--trials", type=int, metavar="N",
+                        help="N configs in all, shared by the tasks in proportion to the work "
+                             "they do in the network (nodes x FLOPs), at least --min-trials each")
+    p.add_argument("--min-trials", type=int, default=8, help="floor of a task's share (8)")
     p.add_argument("--log", required=True, help="JSON-lines log to append to (and resume)")
     p.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
     p.add_argument("--early-stopping", type=int, metavar="N",
@@ -266,6 +271,19 @@ def cmd_bench(args) -> int:
 # -- tune-net ----------------------------------------------------------------------------------
 
 
+def plan_trials(tasks, total=None, per_task=None, min_trials=8) -> list:
+    """Trials for each task: ``per_task`` each (200 when neither is given), or ``total`` shared
+    in proportion to each task's share of the network's work (nodes running it x its FLOPs),
+    since a layer that takes half the time deserves half the search; never fewer than
+    ``min_trials`` nor more than the task's config space holds."""
+    sizes = [len(t.config_space) for t in tasks]
+    if total is None:
+        return [min(per_task or 200, n) for n in sizes]
+    work = [t.weight * max(t.flop, 1) for t in tasks]
+    whole = sum(work) or 1
+    return [min(n, max(min_trials, round(total * w / whole))) for n, w in zip(sizes, work)]
+
+
 def cmd_tune_net(args) -> int:
     import importlib
 
@@ -284,18 +302,17 @@ def cmd_tune_net(args) -> int:
     if not tasks:
         print(f"{args.model}: no tunable task (no op with a tuning template)")
         return 0
-    total = sum(t.weight for t in tasks)
-    print(f"{args.model}: {len(tasks)} task(s) for {total} node(s); "
-          f"{args.trials_per_task} trials each; log {args.log}", file=sys.stderr)
+    plan = plan_trials(tasks, args.trials, args.trials_per_task, args.min_trials)
+    print(f"{args.model}: {len(tasks)} task(s) for {sum(t.weight for t in tasks)} node(s); "
+          f"{sum(plan)} trials in all; log {args.log}", file=sys.stderr)
     option = autotune.measure_option(autotune.LocalBuilder(n_parallel=args.n_parallel),
                                      autotune.LocalRunner(timeout=args.timeout))
-    for k, task in enumerate(tasks, 1):
+    for k, (task, n_trial) in enumerate(zip(tasks, plan), 1):
         print(f"[{k}/{len(tasks)}] {task.name} x{task.weight} ({', '.join(task.nodes[:3])}"
-              f"{', ...' if len(task.nodes) > 3 else ''}): {len(task.config_space)} configs",
-              file=sys.stderr)
+              f"{', ...' if len(task.nodes) > 3 else ''}): {n_trial} of "
+              f"{len(task.config_space)} configs", file=sys.stderr)
         tuner = getattr(tuners, names[args.tuner])(task)
-        tuner.tune(min(args.trials_per_task, len(task.config_space)), option,
-                   early_stopping=args.early_stopping,
+        tuner.tune(n_trial, option, early_stopping=args.early_stopping,
                    callbacks=[autotune.progress_bar(), autotune.log_to_file(args.log)])
     print(f"done; compile with: tetune compile {args.model} --log {args.log}")
     return 0
