@@ -1,8 +1,10 @@
-"""How quickly each tuner finds a fast matmul: XGBTuner against RandomTuner and GATuner on the
-operator library's ``matmul`` template, measured for real on this machine, then the best
-config found against numpy in the same run.
+"""How quickly each tuner finds a fast kernel: XGBTuner against RandomTuner and GATuner on the
+operator library's ``matmul`` template (or ``--op conv2d``: ResNet-50's 3x3 layer,
+1x64x56x56, 64 filters, pad 1), measured for real on this machine, then the best config
+found against numpy (matmul) or onnxruntime (conv2d) in the same run.
 
-    python benchmarks/tuning.py [--n 512 | --shape M,K,N] [--trials 200] [--seeds 3]
+    python benchmarks/tuning.py [--op matmul|conv2d] [--n 512 | --shape M,K,N] [--trials 200]
+                                [--seeds 3]
                                 [--tuners xgb,random,ga] [--plan-size 32] [--features itervar]
                                 [--parallel N] [--plot tuning_curves.png] [--cache-dir DIR]
 
@@ -16,8 +18,9 @@ Reported:
   so it may exceed the wall time), run (checking and timing, one at a time) and search
   overhead (the tuner's own time: features, model fits, annealing);
 * per tuner, the median over seeds of trials-to-90 %, and XGB's advantage as a ratio;
-* the best config found, rebuilt here and timed against ``numpy.matmul`` in turns
-  (medians; ratio = numpy time / tetune time, so > 1 means tetune is faster).
+* the best config found, rebuilt here and timed against ``numpy.matmul`` (or a one-node
+  onnxruntime model, 2 threads) in turns (medians; ratio = peer time / tetune time, so > 1
+  means tetune is faster).
 
 With matplotlib installed, the tuning curves (best GFLOP/s against trial) are plotted.
 Full runs take hours on a small machine; ``--trials 8 --seeds 1 --n 64`` is a smoke test.
@@ -48,6 +51,7 @@ TARGET_SHARE = 0.9
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--op", default="matmul", choices=["matmul", "conv2d"])
     ap.add_argument("--n", type=int, default=512, help="M = K = N (see --shape)")
     ap.add_argument("--shape", default=None, help="M,K,N (overrides --n)")
     ap.add_argument("--trials", type=int, default=200, help="trials per run")
@@ -63,6 +67,8 @@ def parse_args(argv=None):
     ap.add_argument("--cache-dir", default=None,
                     help="one kernel cache for all runs (default: an empty one per run)")
     ap.add_argument("--repeat", type=int, default=7, help="rounds of the numpy comparison")
+    ap.add_argument("--log", default=None, help="append every run's records to this "
+                    "JSON-lines log (runs do not resume from it)")
     return ap.parse_args(argv)
 
 
@@ -118,6 +124,7 @@ class TimedMeasure:
 
 def tune_once(task, name, seed, args) -> Run:
     from autotune import LocalBuilder, create_measure_batch, measure_option
+    from autotune.record import append_records
 
     if args.cache_dir is None:  # builder processes fork after this, and inherit it
         os.environ["TETUNE_CACHE_DIR"] = tempfile.mkdtemp(prefix="tetune_tuning_")
@@ -127,7 +134,11 @@ def tune_once(task, name, seed, args) -> Run:
     with create_measure_batch(task, option) as inner:
         measure = TimedMeasure(inner)
         t0 = time.perf_counter()
-        tuner.tune(args.trials, measure, callbacks=[run])
+        callbacks = [run]
+        if args.log:  # plain appends: log_to_file would resume the next run from this one
+            callbacks.append(lambda _, inputs, results: append_records(
+                args.log, list(zip(inputs, results))))
+        tuner.tune(args.trials, measure, callbacks=callbacks)
         run.wall = time.perf_counter() - t0
     run.measure_wall = measure.seconds
     run.best_config, run.best_gflops = tuner.best_config, tuner.best_flops / 1e9
@@ -171,6 +182,54 @@ def report(runs_by_tuner, trials):
                 text = f"{a / b:.2f}x fewer trials than {other}"
             print(f"  xgb: {text}")
     return best
+
+
+def matmul_task(shape):
+    from autotune import create_task
+
+    M, K, N = shape
+    return create_task("matmul", (("TENSOR", (M, K), "float32"), ("TENSOR", (K, N), "float32"),
+                                  False, False, "float32"), "cpu")
+
+
+def conv2d_task():
+    """The task the operator library derives for ResNet-50's 3x3 layer (its own workload)."""
+    import te
+    from autotune import create_task
+    from benchmarks.conv2d import C, H, KH, KW, OC, W
+    from benchmarks.conv2d import N as BATCH
+
+    data = te.placeholder((BATCH, C, H, W), name="data")
+    weight = te.placeholder((OC, C, KH, KW), name="weight")
+    workload = te.ops.conv2d(data, weight, padding=1).op.attrs["workload"]
+    return create_task(workload[0], workload[1:], "cpu")
+
+
+def against_onnxruntime(task, config, repeat):
+    from benchmarks.conv2d import C, H, KH, KW, OC, W, ort_session
+    from benchmarks.conv2d import N as BATCH
+
+    s, tensors = task.instantiate(config)
+    mod = build(s, tensors, target=task.target)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((OC, C, KH, KW)).astype(np.float32)
+    y = np.empty((BATCH, OC, H, W), np.float32)
+    sess = ort_session(w, threads=2)
+    mod(x, w, y)
+    ref = sess.run(None, {"x": x})[0]
+    err = float(np.abs(y - ref).max() / np.abs(ref).max())
+    if not err < 1e-4:
+        print(f"best config: WRONG RESULT (relative error {err:.2e})")
+        return
+    med, t_k = harness.interleaved({"onnxruntime": lambda: sess.run(None, {"x": x})},
+                                   lambda: mod(x, w, y), repeat, pause=0.5)
+    flop = task.flop
+    print(f"\nbest config vs onnxruntime ({repeat} rounds in turns): tetune "
+          f"{flop / t_k / 1e9:.2f} GFLOP/s ({t_k * 1e3:.3f} ms), onnxruntime "
+          f"{flop / med['onnxruntime'] / 1e9:.2f} GFLOP/s, ratio {med['onnxruntime'] / t_k:.2f}x "
+          "(onnxruntime time / tetune time)")
+    print(f"  config: {config}")
 
 
 def against_numpy(task, config, shape, repeat):
@@ -238,16 +297,17 @@ def machine() -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    from autotune import create_task
-
     if args.cache_dir:
         harness.use_cache_dir(args.cache_dir)
     shape = tuple(int(x) for x in args.shape.split(",")) if args.shape else (args.n,) * 3
-    M, K, N = shape
-    task = create_task("matmul", (("TENSOR", (M, K), "float32"), ("TENSOR", (K, N), "float32"),
-                                  False, False, "float32"), "cpu")
+    if args.op == "conv2d":
+        task = conv2d_task()
+        what = f"{task.name} {task.args[0][1]} * {task.args[1][1]}, pad 1"
+    else:
+        task = matmul_task(shape)
+        what = "matmul {}x{}x{}".format(*shape)
     busy = harness.busy_now()
-    print(f"tuning matmul {M}x{K}x{N} float32 on {machine()}; space of "
+    print(f"tuning {what} float32 on {machine()}; space of "
           f"{len(task.config_space)} configs; {args.trials} trials x {args.seeds} seeds; "
           f"busy cores before: {busy:.0%}")
     harness.warn_if_busy(busy)
@@ -259,7 +319,9 @@ def main(argv=None):
             print(f"  {name} seed {seed}: {len(run.curve)} trials in {run.wall:.0f} s, best "
                   f"{run.best_gflops:.2f} GFLOP/s", flush=True)
     best = report(runs_by_tuner, args.trials)
-    if best.best_config is not None:
+    if best.best_config is not None and args.op == "conv2d":
+        against_onnxruntime(task, best.best_config, args.repeat)
+    elif best.best_config is not None:
         against_numpy(task, best.best_config, shape, args.repeat)
     if args.plot:
         plot(runs_by_tuner, args.plot)
