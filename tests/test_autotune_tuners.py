@@ -255,6 +255,25 @@ def test_keyboard_interrupt_ends_cleanly(task):
 # ----------------------------------------------------------------------------- resume
 
 
+@pytest.mark.parametrize("name", TUNERS)
+def test_the_default_config_is_measured_first_and_once(task, name):
+    """A short search must never log a best that is slower than the template's default."""
+    default = task.config_space.default_index
+    measure = FakeMeasure(task, n_parallel=4)
+    tuner = TUNERS[name](task, 0)
+    tuner.tune(8, measure)
+    assert measure.measured[0] == default
+    tuner.tune(8, measure)
+    assert measure.measured.count(default) == 1
+    # a tuner whose log already holds the default does not measure it again
+    inputs, results = records(task, [default])
+    again = TUNERS[name](task, 1)
+    again.resume(inputs, results)
+    fresh = FakeMeasure(task)
+    again.tune(4, fresh)
+    assert default not in fresh.measured
+
+
 def records(task, indices, measure=None):
     measure = measure or FakeMeasure(task)
     inputs = [MeasureInput(task, task.config_space.get(i)) for i in indices]

@@ -23,6 +23,7 @@ class GridSearchTuner(Tuner):
     def __init__(self, task, range_idx=None, seed=None):
         super().__init__(task, seed)
         self._next, self._end = _range(self.space, range_idx)
+        self.measure_default = self._next <= self.space.default_index < self._end
 
     def has_next(self):
         return self._next < self._end
@@ -46,6 +47,7 @@ class RandomTuner(Tuner):
     def __init__(self, task, range_idx=None, seed=None):
         super().__init__(task, seed)
         self._start, end = _range(self.space, range_idx)
+        self.measure_default = self._start <= self.space.default_index < end
         self._n = end - self._start
         self._drawn = 0
         self._swapped: dict[int, int] = {}

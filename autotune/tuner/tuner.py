@@ -47,6 +47,9 @@ class Tuner:
         self.trials_done = 0
         self.error_count = 0
         self._resumed_pending = 0  # resumed records that the next tune() counts as done
+        # measure the template's default config first (see _proposals); a tuner confined to
+        # part of the space turns this off when the default lies outside it
+        self.measure_default = True
 
     # -- what subclasses provide ------------------------------------------------------------
     def has_next(self) -> bool:
@@ -182,7 +185,7 @@ class Tuner:
             self.best_iter = max(self.best_iter, start)
             while self.trials_done - start < n_trial and self.has_next():
                 want = min(batch_size, n_trial - (self.trials_done - start))
-                configs = self.next_batch(want)
+                configs = self._proposals(want)
                 if not configs:
                     break
                 inputs = [MeasureInput(self.task, c) for c in configs]
@@ -210,6 +213,16 @@ class Tuner:
             log.debug("tuning %s: %d trials in %.1f s", self.task.name,
                       self.trials_done - start, time.perf_counter() - t0)
         return self
+
+    def _proposals(self, want: int) -> list:
+        """The next batch, led by the template's default config while that is unmeasured:
+        defaults are set from measurements, and a short search that never met the default
+        could log a best that is slower than it, which apply_history_best would then build
+        instead (measured: MobileNetV2 tuned with 4-19 trials per task ran 1.25x slower)."""
+        default = self.space.default_index
+        if not self.measure_default or default in self.visited:
+            return self.next_batch(want)
+        return [self._claim(default)] + (self.next_batch(want - 1) if want > 1 else [])
 
     def _measure(self, measure, inputs) -> list:
         try:
