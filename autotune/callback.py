@@ -53,8 +53,8 @@ class ProgressBar:
         for res in results:
             if not res.ok:
                 self._errors += 1
-            elif flop and res.mean_cost > 0:
-                self._best = max(self._best, flop / res.mean_cost)
+            elif flop and res.cost > 0:
+                self._best = max(self._best, flop / res.cost)
         self._best = max(self._best, getattr(tuner, "best_flops", 0.0) or 0.0)
         done = getattr(tuner, "trials_done", None)
         shown = done - self._base if done is not None else self._done

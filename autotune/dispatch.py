@@ -24,7 +24,7 @@ from pathlib import Path
 
 from schedules.registry import DispatchContext, normalize_target, workload_key
 
-from .record import machine_info, mean_cost, record_dicts, version_info
+from .record import machine_info, record_cost, record_dicts, version_info
 
 __all__ = ["ApplyHistoryBest", "DispatchWarning", "apply_history_best", "default_logs"]
 
@@ -126,11 +126,11 @@ def apply_history_best(logs=None, use_default_logs: bool = False) -> ApplyHistor
 
 
 def _keep_best(table: dict, record: dict) -> None:
-    cost = mean_cost(record)
+    cost = record_cost(record)
     if cost == float("inf"):
         return
     key = (normalize_target(record["task"]["target"]), record["workload_key"])
-    if key not in table or cost < mean_cost(table[key]):
+    if key not in table or cost < record_cost(table[key]):
         table[key] = record
 
 

@@ -5,7 +5,7 @@ matplotlib is an optional dependency (``pip install tetune[plot]``), imported on
 
 from __future__ import annotations
 
-from .record import mean_cost, record_dicts, task_label
+from .record import record_cost, record_dicts, task_label
 
 __all__ = ["plot_curve", "tuning_curves"]
 
@@ -18,7 +18,7 @@ def tuning_curves(records) -> dict:
     for record in record_dicts(records):
         task = record["task"]
         key = (task_label(task), task["target"])
-        cost, flop = mean_cost(record), task.get("flop") or 0
+        cost, flop = record_cost(record), task.get("flop") or 0
         rate = (flop / 1e9 if flop else 1.0) / cost
         curve = curves.setdefault(key, [])
         curve.append(max(rate, curve[-1] if curve else 0.0))

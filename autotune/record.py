@@ -31,7 +31,7 @@ except ImportError:  # Windows: appends are still whole lines, just not locked
 
 __all__ = ["LOG_FORMAT", "LogWarning", "RecordError", "append_records", "decode",
            "decode_record", "encode", "load_raw", "load_records", "machine_info", "mean_cost",
-           "parse", "pick_best", "record_dicts", "task_label", "version_info"]
+           "parse", "pick_best", "record_cost", "record_dicts", "task_label", "version_info"]
 
 LOG_FORMAT = 1
 
@@ -184,6 +184,15 @@ def mean_cost(record: dict) -> float:
     return sum(r["costs"]) / len(r["costs"])
 
 
+def record_cost(record: dict) -> float:
+    """What records are ranked by: seconds of a valid record's fastest repeat (see
+    ``MeasureResult.cost``); infinity for a failed one."""
+    r = record["result"]
+    if r["error_no"] != "NO_ERROR" or not r["costs"]:
+        return float("inf")
+    return min(r["costs"])
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -282,7 +291,7 @@ def pick_best(in_path, out_path) -> int:
     written to a temporary file and renamed, so it is never seen half-written."""
     best: dict = {}
     for _, text, record in _lines(in_path):
-        cost = mean_cost(record)
+        cost = record_cost(record)
         if cost == float("inf"):
             continue
         key = (record["workload_key"], record["task"]["target"])

@@ -293,7 +293,7 @@ def add_log_parser(sub) -> None:
 
 
 def cmd_log_show(args) -> int:
-    from autotune.record import load_raw, mean_cost, task_label
+    from autotune.record import load_raw, record_cost, task_label
 
     groups: dict = {}
     for record in load_raw(args.file):
@@ -304,8 +304,8 @@ def cmd_log_show(args) -> int:
     for (_, target), records in groups.items():
         task = records[0]["task"]
         print(f"\n{task_label(task)} on {target}")
-        best = min(records, key=mean_cost)
-        cost = mean_cost(best)
+        best = min(records, key=record_cost)
+        cost = record_cost(best)
         if cost == float("inf"):
             print("  no valid record")
         else:

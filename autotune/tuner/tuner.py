@@ -123,7 +123,7 @@ class Tuner:
 
     def _flops(self, res) -> float:
         """FLOP/s of a result; without a FLOP count, runs per second (still comparable)."""
-        cost = res.mean_cost
+        cost = res.cost
         if not cost > 0 or cost == float("inf"):
             return 0.0
         return (self.task.flop or 1) / cost

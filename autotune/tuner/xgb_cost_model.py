@@ -138,7 +138,7 @@ class XGBCostModel:
                 vec = extractors[key].one(int(inp.config.index))
             except Exception:  # noqa: BLE001, S112 - an index that does not fit that space
                 continue
-            flops = (inp.task.flop or 1) / res.mean_cost if res.ok and res.mean_cost > 0 else 0.0
+            flops = (inp.task.flop or 1) / res.cost if res.ok and res.cost > 0 else 0.0
             rows[key].append((vec, flops))
         X, y, groups = [], [], []
         for key in sorted(rows):
