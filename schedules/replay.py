@@ -54,10 +54,11 @@ def apply_step(s: Schedule, step: Step) -> None:
         st.storage_align(ax(a["axis"]), a["factor"], a["offset"])
     elif kind == "cache_read":
         readers = [s.stage_by_name(r).op for r in a["readers"]]
-        s.cache_read(st.op.output(a["tensor"]), a["scope"], readers, a.get("layout"))
+        s.cache_read(st.op.output(a["tensor"]), a["scope"], readers, a.get("layout"),
+                     a.get("reindex"))
     elif kind == "cache_write":
         outs = [st.op.output(i) for i in range(st.op.num_outputs)]
-        s.cache_write(outs if len(outs) > 1 else outs[0], a["scope"])
+        s.cache_write(outs if len(outs) > 1 else outs[0], a["scope"], a.get("reindex"))
     elif kind == "rfactor":
         s.rfactor(st.op.output(0), ax(a["axis"]), a.get("factor_axis", 0))
     else:

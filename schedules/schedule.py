@@ -391,13 +391,20 @@ class Schedule:
         self._stage_of[id(new_op)] = stage
 
     # -- primitives that create stages ---------------------------------------------------------
-    def cache_read(self, tensor: Tensor, scope: str, readers, layout=None):
+    def cache_read(self, tensor: Tensor, scope: str, readers, layout=None, reindex=None):
         """A copy of ``tensor`` in ``scope`` that ``readers`` read instead of ``tensor``.
 
         ``layout=(src, dst)`` stores the copy in another layout (as ``te.ops.layout_transform``
         does, zero-padding partial blocks) and rewrites the readers' indices to match: e.g.
         ``("KN", "NK32n")`` packs B [K, N] into panels [N/32, K, 32], so that the 32 columns a
-        register tile needs are contiguous for every k (array packing)."""
+        register tile needs are contiguous for every k (array packing).
+
+        ``reindex=[group, ...]`` (one reader; a group is a list of the reader's axes, data or
+        reduction) indexes the copy by the reader's iterations instead (TIR's reindex): one
+        dimension per group, its axes fused row-major, and the reader loads
+        ``copy[fused(group0), ...]``.  For a convolution's input and the groups ``[[rc, ry,
+        rx], [n, y, x]]`` the copy is the im2col matrix: a tile of it is a tile of the implicit
+        GEMM, where a tile of the input itself would be a bounding box with halos."""
         producer = self[tensor]
         readers = readers if isinstance(readers, (list, tuple)) else [readers]
         reader_stages = [self[r] for r in readers]
@@ -406,7 +413,13 @@ class Schedule:
         from te.operation import compute
 
         name = f"{producer.name}.{scope}"
-        if layout is None:
+        if reindex is not None:
+            if layout is not None or len(reader_stages) != 1:
+                raise ScheduleError(f"cache_read of {tensor.name}: reindex needs exactly one "
+                                    "reader and no layout")
+            reindex = _groups(reader_stages[0], reindex, f"cache_read of {tensor.name}")
+            cache, index = _reindexed_read(tensor, reader_stages[0], reindex, name)
+        elif layout is None:
             cache = compute(tensor.shape, lambda *idx: tensor[idx], name=name)
             index = None
         else:
@@ -422,11 +435,18 @@ class Schedule:
                 "readers": [st.name for st in reader_stages]}
         if layout is not None:
             args["layout"] = list(layout)
+        if reindex is not None:
+            args["reindex"] = [[iv.name for iv in g] for g in reindex]
         self.steps.append(Step("cache_read", producer.name, args))
         return cache
 
-    def cache_write(self, tensor, scope: str):
-        """Compute ``tensor`` into a cache in ``scope``; the original stage copies it out."""
+    def cache_write(self, tensor, scope: str, reindex=None):
+        """Compute ``tensor`` into a cache in ``scope``; the original stage copies it out.
+
+        ``reindex=[group, ...]`` (groups of the stage's data axes, each axis in one) gives the
+        cache one axis per group, its axes fused row-major: a convolution's ``[[f], [n, y, x]]``
+        makes it the [channels, positions] product of the implicit GEMM, so that a tile of
+        positions is a box of the cache (a tile of a fused axis is not a box of the axes)."""
         tensors = tensor if isinstance(tensor, (list, tuple)) else [tensor]
         stage = self[tensors[0]]
         where = f"cache_write of stage {stage.name}"
@@ -436,19 +456,30 @@ class Schedule:
                 f"{where}: call cache_write before splitting, annotating or attaching the stage"
             )
         op = stage.op
+        groups = [[iv] for iv in op.axis] if reindex is None else _groups(stage, reindex, where)
+        if reindex is not None and sorted(id(iv) for g in groups for iv in g) != \
+                sorted(id(iv) for iv in op.axis):
+            raise ScheduleError(f"{where}: reindex must hold each data axis of the stage once")
         new_axis = [
-            E.IterVar(iv.dom, E.Var(f"{iv.name}.c", iv.var.dtype), "data_par") for iv in op.axis
+            E.IterVar(g[0].dom if len(g) == 1 else E.Range(0, _volume(g)),
+                      E.Var(".".join(iv.name for iv in g) + ".c", g[0].var.dtype), "data_par")
+            for g in groups
         ]
-        mapping = {iv.var: n.var for iv, n in zip(op.axis, new_axis)}
+        mapping = {}
+        for g, n in zip(groups, new_axis):
+            mapping.update(_unfused(n.var, g))
         body = tuple(E.substitute(b, mapping) for b in op.body)
         cache_op = ComputeOp(f"{stage.name}.{scope}", op.tag, op.attrs, new_axis, body)
         outs = [cache_op.output(i) for i in range(cache_op.num_outputs)]
-        copy_body = tuple(out[tuple(iv.var for iv in op.axis)] for out in outs)
+        copy_body = tuple(out[tuple(_fused(g) for g in groups)] for out in outs)
         self._replace_op(stage, op.with_body(copy_body))
         stage._reset_axes()
         cache_stage = self._insert_stage(cache_op, stage, None)
         cache_stage.scope = scope
-        self.steps.append(Step("cache_write", stage.name, {"scope": scope}))
+        args = {"scope": scope}
+        if reindex is not None:
+            args["reindex"] = [[iv.name for iv in g] for g in groups]
+        self.steps.append(Step("cache_write", stage.name, args))
         return outs if isinstance(tensor, (list, tuple)) else outs[0]
 
     def rfactor(self, tensor: Tensor, axis, factor_axis: int = 0) -> Tensor:
@@ -499,6 +530,87 @@ def _relayout(tensor: Tensor, layout, name: str):
                 for n, f in dst_axes]
 
     return copy.op.with_body(copy.op.body, name=name).output(0), index
+
+
+def _groups(stage: Stage, groups, where: str) -> list:
+    """``groups`` (lists of root axes of ``stage``, or of their names) as lists of IterVars;
+    each axis must start at 0 and have a constant extent, so that groups can be fused."""
+    axes = {iv.name: iv for iv in list(stage.op.axis) + list(stage.op.reduce_axis)}
+    out = []
+    for group in groups:
+        ivs = []
+        for a in group if isinstance(group, (list, tuple)) else [group]:
+            iv = axes.get(a if isinstance(a, str) else getattr(a, "name", None))
+            if iv is None or not (isinstance(a, str) or iv is a):
+                raise ScheduleError(f"{where}: reindex: {getattr(a, 'name', a)!r} is not a root "
+                                    f"axis of stage {stage.name}")
+            if not (isinstance(iv.dom.min, E.Const) and iv.dom.min.value == 0
+                    and isinstance(iv.dom.extent, E.Const)):
+                raise ScheduleError(f"{where}: reindex: axis {iv.name} must start at 0 and have "
+                                    "a constant extent")
+            ivs.append(iv)
+        if not ivs:
+            raise ScheduleError(f"{where}: reindex: a group is empty")
+        out.append(ivs)
+    flat = [id(iv) for g in out for iv in g]
+    if len(set(flat)) != len(flat):
+        raise ScheduleError(f"{where}: reindex: an axis is in two groups")
+    return out
+
+
+def _volume(ivs) -> int:
+    out = 1
+    for iv in ivs:
+        out *= iv.dom.extent.value
+    return out
+
+
+def _fused(ivs) -> E.Expr:
+    """The row-major fused index of a group of axes (what ``fuse`` iterates)."""
+    out = ivs[0].var
+    for iv in ivs[1:]:
+        out = out * iv.dom.extent + iv.var
+    return out
+
+
+def _unfused(var, ivs) -> dict:
+    """Each axis of a group at the fused index ``var`` (the values ``fuse`` gives them)."""
+    values, rest = {}, var
+    for iv in reversed(ivs[1:]):
+        values[iv.var] = rest % iv.dom.extent
+        rest = rest // iv.dom.extent
+    values[ivs[0].var] = rest
+    return values
+
+
+def _reindexed_read(tensor: Tensor, reader: Stage, groups, name: str):
+    """The copy of ``tensor`` indexed by ``groups`` (from ``_groups``) of ``reader``'s axes,
+    and the reader's index into it (see ``cache_read``)."""
+    where = f"cache_read of {tensor.name}"
+    loads = {ld.key: ld for b in reader.op.body for ld in E.walk(b)
+             if isinstance(ld, E.TensorLoad) and ld.tensor == tensor}
+    if len(loads) != 1:
+        raise ScheduleError(f"{where}: reindex needs {reader.name} to read it at one index, "
+                            f"not {len(loads)}")
+    (load,) = loads.values()
+    grouped = {iv.var.uid for g in groups for iv in g}
+    stray = sorted({iv.name for iv in list(reader.op.axis) + list(reader.op.reduce_axis)
+                    for idx in load.indices for v in E.free_vars(idx)
+                    if v.uid == iv.var.uid and v.uid not in grouped})
+    if stray:
+        raise ScheduleError(f"{where}: reindex: its index uses {', '.join(stray)}, which no "
+                            "group holds")
+    from te.operation import compute
+
+    def body(*idx):
+        mapping = {}
+        for v, g in zip(idx, groups):
+            mapping.update(_unfused(v, g))
+        return tensor[tuple(E.substitute(i, mapping) for i in load.indices)]
+
+    cache = compute([_volume(g) for g in groups], body, name=name)
+    fused = tuple(_fused(g) for g in groups)
+    return cache, lambda _indices: fused
 
 
 def _unique(name: str, taken: set) -> str:

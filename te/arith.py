@@ -76,7 +76,11 @@ class Affine:
             for k, (t, c) in list(self.terms.items()):
                 if not (isinstance(t, E.FloorMod) and isinstance(t.b, E.Const)):
                     continue
+                # The quotient may have been simplified from (x // a) // b to x // (a*b) (as
+                # ``fuse`` of three axes leaves it): look for either form.
                 div = E.FloorDiv(t.a, t.b)
+                if div.key not in self.terms:
+                    div = _nested_div(div)
                 entry = self.terms.get(div.key)
                 if entry is not None and entry[1] == c * t.b.value:
                     del self.terms[k]

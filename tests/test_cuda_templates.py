@@ -4,6 +4,7 @@ Each template runs at a small config (few threads: the simulator runs each CUDA 
 Python thread) on shapes its tiles do not divide.
 """
 
+import random
 import re
 
 import numpy as np
@@ -13,7 +14,8 @@ from cuda_sim import rerun, simulator  # noqa: F401 - simulator is an autouse fi
 
 import te
 from runtime import build
-from schedules import ApplyConfig, ConfigSpace, create_schedule, schedule_for
+from schedules import (ApplyConfig, ConfigSpace, create_schedule, replay, schedule_for,
+                       steps_from_json, steps_to_json)
 from schedules.auto import anchor_op
 from schedules.cuda import schedule_generic, schedule_injective
 from schedules.registry import op_schedule
@@ -110,6 +112,71 @@ def test_conv2d_direct_with_shared_input_and_weight_tiles(rng):
                      tile_ry=[-1, 3], tile_rx=[-1, 1])
     assert {"tile_f", "tile_y", "tile_x", "tile_rc", "tile_ry", "tile_rx"} <= set(space.space_map)
     assert f.source.count("cuda.shared.array") == 2
+
+
+IMPLICIT = {"algorithm": "implicit_gemm"}
+
+
+@pytest.mark.parametrize("data, weight, stride, pad, knobs", [
+    # 3x3 pad 1; no tile divides 5 channels, 49 positions or K = 27
+    ((1, 3, 7, 7), (5, 3, 3, 3), 1, 1, dict(tile_n=[-1, 2, 2], tile_m=[-1, 8, 2],
+                                            tile_k=[-1, 4])),
+    # strided, two images in M (72 positions), double buffered, k loop not unrolled
+    ((2, 2, 13, 13), (3, 2, 3, 3), 2, 0, dict(tile_n=[-1, 1, 2], tile_m=[-1, 8, 4],
+                                              tile_k=[-1, 8], double_buffer=True,
+                                              unroll_k=False)),
+    # 1x1 (K = in_channels)
+    ((1, 6, 5, 5), (4, 6, 1, 1), 1, 0, dict(tile_n=[-1, 2, 1], tile_m=[-1, 4, 4],
+                                            tile_k=[-1, 4])),
+    # one input channel (no rc axis), 13 rows
+    ((1, 1, 13, 7), (2, 1, 3, 3), 1, 1, dict(tile_n=[-1, 2, 1], tile_m=[-1, 16, 2],
+                                             tile_k=[-1, 2])),
+])
+def test_conv2d_implicit_gemm_with_bias_relu_epilogue(rng, data, weight, stride, pad, knobs):
+    X, W = te.placeholder(data, name="data"), te.placeholder(weight, name="w")
+    bias = te.placeholder((weight[0], 1, 1), name="bias")
+    x, w, b = random_array(rng, data), random_array(rng, weight), random_array(rng, bias.shape)
+    out = te.ops.relu(te.ops.add(te.ops.conv2d(X, W, stride, pad), bias))
+    f, _ = check(out, [X, W, bias], [x, w, b], np.maximum(conv_ref(x, w, pad, stride) + b, 0),
+                 **IMPLICIT, **knobs)
+    (kernel,) = f.plan.kernels  # the epilogue is fused
+    # GEMM-shaped tiles: the weight [N, K chunk] and im2col [K chunk, M] tiles in shared
+    # memory, an N x M register tile per thread.
+    (_, tn, rn), (_, tm, rm), (_, kc) = knobs["tile_n"], knobs["tile_m"], knobs["tile_k"]
+    shapes = {b.name: tuple(int(d.value) for d in b.shape)
+              for b in list(kernel.allocs) + list(kernel.tiles.values())}
+    assert shapes["w.shared"][-2:] == (tn * rn, kc)
+    assert shapes[next(n for n in shapes if n.endswith(".shared") and n != "w.shared")][-2:] \
+        == (kc, tm * rm)
+    assert shapes["conv2d_nchw.local"] == (rn, rm)
+
+
+def test_conv2d_implicit_gemm_random_config_points(rng):
+    X, W = te.placeholder((1, 3, 6, 6), name="data"), te.placeholder((4, 3, 3, 3), name="w")
+    x, w = random_array(rng, (1, 3, 6, 6)), random_array(rng, (4, 3, 3, 3))
+    out = te.ops.conv2d(X, W, 1, 1)
+    _, space = configured([out])
+    assert list(space.space_map)[0] == "algorithm"
+    pick, points = random.Random(0), []
+    while len(points) < 3:  # small blocks: the simulator runs a thread per Python thread
+        knobs = space.get(space.sample(pick)).to_json()
+        if knobs["tile_n"][1] * knobs["tile_m"][1] <= 64:
+            points.append({**knobs, **IMPLICIT})
+    for knobs in points:
+        check(out, [X, W], [x, w], conv_ref(x, w, 1), **knobs)
+
+
+def test_conv2d_implicit_gemm_replays_and_grouped_conv_is_direct_only():
+    X, W = te.placeholder((1, 4, 6, 6), name="data"), te.placeholder((4, 4, 3, 3), name="w")
+    out = te.ops.conv2d(X, W, 1, 1)
+    s, _ = configured([out], **IMPLICIT, tile_n=[-1, 2, 2], tile_m=[-1, 4, 2])
+    again = replay([out], steps_from_json(steps_to_json(s.steps)))
+    assert build(again, [X, W, out], target="cuda").source == \
+        build(s, [X, W, out], target="cuda").source
+    G = te.placeholder((4, 2, 3, 3), name="g")
+    _, space = configured([te.ops.conv2d(X, G, 1, 1, groups=2)])
+    assert len(space.space_map["algorithm"]) == 1  # direct only
+    assert "tile_m" not in space.space_map
 
 
 def test_depthwise_conv2d_with_stride(rng):

@@ -7,7 +7,8 @@ threads of the block load the A rows and B columns of a chunk into shared memory
 (consecutive threads, consecutive addresses), wait, and every thread then accumulates its
 tile from shared memory, each k step reading ``ry`` values of A and ``rx`` of B into
 registers for ``ry * rx`` FMAs.  Batch axes are blockIdx.z.  An epilogue (bias, activation)
-is applied as the register tile is written out.
+is applied as the register tile is written out.  ``tile_product`` is this structure for any
+product with a local accumulator; conv2d's implicit GEMM uses it too.
 
 Knobs (defaults: a 64x64 block tile, 16x16 threads, 4x4 registers each, k chunks of 16):
 
@@ -35,6 +36,7 @@ from ._common import (
 
 DEFAULT_Y, DEFAULT_X, DEFAULT_K = [-1, 16, 4], [-1, 16, 4], [-1, 16]
 MAX_REGS = 8  # per axis: an 8x8 tile plus its operands is ~100 registers
+KNOBS = ("tile_y", "tile_x", "tile_k")  # the splits of rows, columns and the reduction
 
 
 def _uses(load, iv) -> bool:
@@ -59,17 +61,8 @@ def schedule_gemm(cfg, s, outs, anchor):
     *batch_axes, i_ax, j_ax = anchor.axis
     (k_ax,) = anchor.reduce_axis
     m, n, kk = extent(i_ax), extent(j_ax), extent(k_ax)
-    cfg.define_split("tile_y", m, num_outputs=3, policy="verbose", max_factor=MAX_THREADS,
-                     default=DEFAULT_Y)
-    cfg.define_split("tile_x", n, num_outputs=3, policy="verbose", max_factor=MAX_THREADS,
-                     default=DEFAULT_X)
-    cfg.define_split("tile_k", kk, num_outputs=2, policy="verbose", max_factor=64,
-                     default=DEFAULT_K)
-    cfg.define_knob("unroll_k", [True, False], default=True)
-    cfg.define_knob("double_buffer", [False, True], default=False)
+    define_knobs(cfg, m, n, kk, KNOBS)
     cfg.add_flop(2 * m * n * kk * _prod(extent(b) for b in batch_axes))
-    ty_n = cfg["tile_y"].size[1]
-    tx_n = cfg["tile_x"].size[1]
 
     out = epilogue_output(s, outs, anchor)
     inline_injective(s)
@@ -80,16 +73,43 @@ def schedule_gemm(cfg, s, outs, anchor):
         acc = s[anchor]
         acc.set_scope("local")
         out_stage = s[out]
-    a, b = operands(acc.op)
-    shared = [s.cache_read(t, "shared", [acc.op]) for t in (a, b)]
+    shared = [s.cache_read(t, "shared", [acc.op]) for t in operands(acc.op)]
+    *ob, oi, oj = out_stage.op.axis
+    tile_product(cfg, s, out_stage, oi, oj, acc, shared, KNOBS, batch=ob)
+    return s
+
+
+def define_knobs(cfg, rows: int, cols: int, depth: int, names=KNOBS):
+    """The knobs of ``tile_product`` (the module docstring), the three splits named ``names``:
+    a product of ``rows x cols`` outputs reducing over ``depth``."""
+    tile_y, tile_x, tile_k = names
+    cfg.define_split(tile_y, rows, num_outputs=3, policy="verbose", max_factor=MAX_THREADS,
+                     default=DEFAULT_Y)
+    cfg.define_split(tile_x, cols, num_outputs=3, policy="verbose", max_factor=MAX_THREADS,
+                     default=DEFAULT_X)
+    cfg.define_split(tile_k, depth, num_outputs=2, policy="verbose", max_factor=64,
+                     default=DEFAULT_K)
+    cfg.define_knob("unroll_k", [True, False], default=True)
+    cfg.define_knob("double_buffer", [False, True], default=False)
+
+
+def tile_product(cfg, s, out_stage, rows, cols, acc, shared, names=KNOBS, batch=()):
+    """The block, thread and register tiles of a product (the module docstring).
+
+    ``out_stage`` writes the result: its axes ``rows`` and ``cols`` are tiled (``batch`` axes go
+    to blockIdx.z).  ``acc`` is the local accumulator it reads, two data axes (after any
+    batch axes) indexed like ``rows`` and ``cols``; its reduction axes are fused into one,
+    split in chunks; ``shared`` are the shared copies of its operands, loaded per chunk."""
+    tile_y, tile_x, tile_k = (cfg[n] for n in names)
+    ty_n, tx_n = tile_y.size[1], tile_x.size[1]
     local = [s.cache_read(t, "local", [acc.op]) for t in shared]
 
-    *ob, oi, oj = out_stage.op.axis
-    by, ty, yi = cfg["tile_y"].apply(s, out_stage, oi)
-    bx, tx, xi = cfg["tile_x"].apply(s, out_stage, oj)
-    out_stage.reorder(*ob, by, bx, ty, tx, yi, xi)
-    if ob:
-        out_stage.bind(out_stage.fuse(*ob) if len(ob) > 1 else ob[0], thread("blockIdx.z"))
+    by, ty, yi = tile_y.apply(s, out_stage, rows)
+    bx, tx, xi = tile_x.apply(s, out_stage, cols)
+    out_stage.reorder(*batch, by, bx, ty, tx, yi, xi)
+    if batch:
+        out_stage.bind(out_stage.fuse(*batch) if len(batch) > 1 else batch[0],
+                       thread("blockIdx.z"))
     for ax, tag in ((by, "blockIdx.y"), (bx, "blockIdx.x"), (ty, "threadIdx.y"),
                     (tx, "threadIdx.x")):
         out_stage.bind(ax, thread(tag))
@@ -98,7 +118,8 @@ def schedule_gemm(cfg, s, outs, anchor):
 
     acc.compute_at(out_stage, tx)
     *ab, ai, aj = acc.op.axis
-    ko, ki = cfg["tile_k"].apply(s, acc, acc.op.reduce_axis[0])
+    red = list(acc.op.reduce_axis)
+    ko, ki = tile_k.apply(s, acc, acc.fuse(*red) if len(red) > 1 else red[0])
     acc.reorder(*ab, ko, ki, ai, aj)
     acc.unroll(ai)
     acc.unroll(aj)
@@ -113,7 +134,6 @@ def schedule_gemm(cfg, s, outs, anchor):
         s[t].compute_at(acc, ki)
         for ax in s[t].op.axis:
             s[t].unroll(ax)
-    return s
 
 
 def _prod(values) -> int:
