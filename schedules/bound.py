@@ -57,10 +57,23 @@ def leaf_structure(stage, root_extents: dict, loop_vars: LoopVars):
             if arith.prove(covered <= extents[rel.parent], loop_vars.bounds) is not True:
                 guards.append(values[rel.parent] < extents[rel.parent])
         elif isinstance(rel, Fuse):
-            fused, inner_ext = values[rel.fused], extents[rel.inner]
-            values[rel.outer] = loop_vars.simplify(fused // inner_ext)
-            values[rel.inner] = loop_vars.simplify(fused % inner_ext)
+            values[rel.outer], values[rel.inner] = _unfused(rel, values, extents, loop_vars)
     return extents, values, guards
+
+
+def _unfused(rel, values, extents, loop_vars):
+    """The values of a fuse's outer and inner axes at its fused value.
+
+    Where the outer axis has one iteration, it is 0 and the inner is the fused value itself:
+    at every point the stage runs, the fused value is below its extent (its loop, or the guard
+    of a split that overshoots, says so), which ``fused // inner`` and ``fused % inner`` cannot
+    show on their own.  That matters when a consumer indexes a size-1 axis by a constant (a
+    broadcast reads ``x[0, c, y, x]``): its index ``(0 * H + y) * W + x`` then recombines into
+    the fused value (a tile of it), not ``fused % (H * W)`` (the whole range)."""
+    fused, outer_ext, inner_ext = values[rel.fused], extents[rel.outer], extents[rel.inner]
+    if isinstance(outer_ext, E.Const) and outer_ext.value == 1:
+        return E.Const(0, "int32"), fused
+    return loop_vars.simplify(fused // inner_ext), loop_vars.simplify(fused % inner_ext)
 
 
 def _leaf_value(leaf, extents):
