@@ -379,6 +379,21 @@ def storage_align_and_set_scope(rng):
     return Case(s, [A, D], [a], [(2 * a + 1) * (2 * a)])
 
 
+@case
+def tile_of_a_fused_axis_read_through_a_broadcast(rng):
+    # C reads B at the fused position of (n, y, x) with the size-1 n read at 0 (as a broadcast
+    # does): the tile of 8 positions C's outer loop needs is 8 elements of B, not all 42.
+    A = te.placeholder((42,), name="A")
+    B = te.compute((42,), lambda m: A[m] * 2.0, name="B")
+    C = te.compute((1, 6, 7), lambda n, y, x: B[y * 7 + x] + 1.0, name="C")
+    s = create_schedule(C.op)
+    n, y, x = C.op.axis
+    mo, _ = s[C].split(s[C].fuse(n, y, x), factor=8)  # 8 does not divide 42: a guard
+    s[B].compute_at(s[C], mo)
+    a = random_array(rng, 42)
+    return Case(s, [A, C], [a], [(2 * a + 1).reshape(1, 6, 7)])
+
+
 @pytest.mark.parametrize("target", ["python", "cpu"])
 @pytest.mark.parametrize("name", CASES)
 def test_schedule_keeps_the_result(rng, name, target):
@@ -416,6 +431,8 @@ def lowered(name):
     ("cache_write_at_inner_axis", ["allocate C.local[float32 * 1, 1], storage_scope = local"]),
     ("storage_align_and_set_scope", ["allocate B[float32 * 6, 10], storage_scope = global "
                                      "strides=[19, 1]", "storage_scope = local"]),
+    ("tile_of_a_fused_axis_read_through_a_broadcast",
+     ["allocate B[float32 * 8]", "C[0, "]),
 ])
 def test_lowered_loop_nest(name, fragments):
     text = lowered(name)
