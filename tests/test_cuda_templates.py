@@ -14,8 +14,15 @@ from cuda_sim import rerun, simulator  # noqa: F401 - simulator is an autouse fi
 
 import te
 from runtime import build
-from schedules import (ApplyConfig, ConfigSpace, create_schedule, replay, schedule_for,
-                       steps_from_json, steps_to_json)
+from schedules import (
+    ApplyConfig,
+    ConfigSpace,
+    create_schedule,
+    replay,
+    schedule_for,
+    steps_from_json,
+    steps_to_json,
+)
 from schedules.auto import anchor_op
 from schedules.cuda import schedule_generic, schedule_injective
 from schedules.registry import op_schedule
@@ -88,18 +95,20 @@ def test_batch_matmul_binds_the_batch_to_blockIdx_z(rng):
 
 # --- convolutions and pools -------------------------------------------------------------------
 
-def conv_ref(x, w, pad, stride=1, groups=1):
+def conv_ref(x, w, pad, stride=1, groups=1, dilation=1):
     n, _, h, wd = x.shape
     o, cg, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+    oh = (h + 2 * pad - dilation * (kh - 1) - 1) // stride + 1
+    ow = (wd + 2 * pad - dilation * (kw - 1) - 1) // stride + 1
     out = np.zeros((n, o, oh, ow), np.float32)
     for oc in range(o):
         g = oc // (o // groups)
         for r in range(cg):
             for dy in range(kh):
                 for dx in range(kw):
-                    win = xp[:, g * cg + r, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride]
+                    y0, x0 = dy * dilation, dx * dilation
+                    win = xp[:, g * cg + r, y0:y0 + stride * oh:stride, x0:x0 + stride * ow:stride]
                     out[:, oc] += w[oc, r, dy, dx] * win
     return out
 
@@ -117,38 +126,66 @@ def test_conv2d_direct_with_shared_input_and_weight_tiles(rng):
 IMPLICIT = {"algorithm": "implicit_gemm"}
 
 
-@pytest.mark.parametrize("data, weight, stride, pad, knobs", [
+def implicit_case(data, weight, stride=1, pad=0, dilation=1, epilogue=True, **knobs):
+    return pytest.param(data, weight, stride, pad, dilation, epilogue, knobs)
+
+
+@pytest.mark.parametrize("data, weight, stride, pad, dilation, epilogue, knobs", [
     # 3x3 pad 1; no tile divides 5 channels, 49 positions or K = 27
-    ((1, 3, 7, 7), (5, 3, 3, 3), 1, 1, dict(tile_n=[-1, 2, 2], tile_m=[-1, 8, 2],
-                                            tile_k=[-1, 4])),
+    implicit_case((1, 3, 7, 7), (5, 3, 3, 3), pad=1, tile_n=[-1, 2, 2], tile_m=[-1, 8, 2],
+                  tile_k=[-1, 4]),
+    # the same without an epilogue: the convolution's own stage writes the output
+    implicit_case((1, 3, 7, 7), (5, 3, 3, 3), pad=1, epilogue=False, tile_n=[-1, 2, 2],
+                  tile_m=[-1, 8, 2], tile_k=[-1, 4]),
     # strided, two images in M (72 positions), double buffered, k loop not unrolled
-    ((2, 2, 13, 13), (3, 2, 3, 3), 2, 0, dict(tile_n=[-1, 1, 2], tile_m=[-1, 8, 4],
-                                              tile_k=[-1, 8], double_buffer=True,
-                                              unroll_k=False)),
+    implicit_case((2, 2, 13, 13), (3, 2, 3, 3), stride=2, tile_n=[-1, 1, 2],
+                  tile_m=[-1, 8, 4], tile_k=[-1, 8], double_buffer=True, unroll_k=False),
+    # dilated and padded, two images (M = 2 * 7 * 6, M tiles cross from one image to the next)
+    implicit_case((2, 3, 7, 6), (5, 3, 3, 3), pad=2, dilation=2, epilogue=False,
+                  tile_n=[-1, 2, 2], tile_m=[-1, 8, 2], tile_k=[-1, 8]),
+    # strided, padded and dilated at once: 6 channels, 20 positions, K = 45
+    implicit_case((1, 5, 11, 9), (6, 5, 3, 3), stride=2, pad=1, dilation=2,
+                  tile_n=[-1, 2, 2], tile_m=[-1, 4, 2], tile_k=[-1, 8]),
     # 1x1 (K = in_channels)
-    ((1, 6, 5, 5), (4, 6, 1, 1), 1, 0, dict(tile_n=[-1, 2, 1], tile_m=[-1, 4, 4],
-                                            tile_k=[-1, 4])),
+    implicit_case((1, 6, 5, 5), (4, 6, 1, 1), tile_n=[-1, 2, 1], tile_m=[-1, 4, 4],
+                  tile_k=[-1, 4]),
     # one input channel (no rc axis), 13 rows
-    ((1, 1, 13, 7), (2, 1, 3, 3), 1, 1, dict(tile_n=[-1, 2, 1], tile_m=[-1, 16, 2],
-                                             tile_k=[-1, 2])),
+    implicit_case((1, 1, 13, 7), (2, 1, 3, 3), pad=1, tile_n=[-1, 2, 1], tile_m=[-1, 16, 2],
+                  tile_k=[-1, 2]),
 ])
-def test_conv2d_implicit_gemm_with_bias_relu_epilogue(rng, data, weight, stride, pad, knobs):
+def test_conv2d_implicit_gemm(rng, data, weight, stride, pad, dilation, epilogue, knobs):
     X, W = te.placeholder(data, name="data"), te.placeholder(weight, name="w")
-    bias = te.placeholder((weight[0], 1, 1), name="bias")
-    x, w, b = random_array(rng, data), random_array(rng, weight), random_array(rng, bias.shape)
-    out = te.ops.relu(te.ops.add(te.ops.conv2d(X, W, stride, pad), bias))
-    f, _ = check(out, [X, W, bias], [x, w, b], np.maximum(conv_ref(x, w, pad, stride) + b, 0),
-                 **IMPLICIT, **knobs)
+    x, w = random_array(rng, data), random_array(rng, weight)
+    out = te.ops.conv2d(X, W, stride, pad, dilation)
+    want = conv_ref(x, w, pad, stride, dilation=dilation)
+    inputs, arrays = [X, W], [x, w]
+    if epilogue:
+        bias = te.placeholder((weight[0], 1, 1), name="bias")
+        b = random_array(rng, bias.shape)
+        out = te.ops.relu(te.ops.add(out, bias))
+        want = np.maximum(want + b, 0)
+        inputs, arrays = inputs + [bias], arrays + [b]
+    f, _ = check(out, inputs, arrays, want, **IMPLICIT, **knobs)
     (kernel,) = f.plan.kernels  # the epilogue is fused
-    # GEMM-shaped tiles: the weight [N, K chunk] and im2col [K chunk, M] tiles in shared
-    # memory, an N x M register tile per thread.
+    # GEMM-shaped tiles: the weight [N tile, K chunk] and im2col [K chunk, M tile] tiles in
+    # shared memory (a leading 2 when double buffered), an N x M register tile per thread; a
+    # block of tile_m x tile_n threads per (M tile, N tile).
     (_, tn, rn), (_, tm, rm), (_, kc) = knobs["tile_n"], knobs["tile_m"], knobs["tile_k"]
+    copies = 2 if knobs.get("double_buffer") else 1
     shapes = {b.name: tuple(int(d.value) for d in b.shape)
               for b in list(kernel.allocs) + list(kernel.tiles.values())}
-    assert shapes["w.shared"][-2:] == (tn * rn, kc)
-    assert shapes[next(n for n in shapes if n.endswith(".shared") and n != "w.shared")][-2:] \
-        == (kc, tm * rm)
+    im2col = "conv2d_pad.shared" if pad else "data.shared"
+    assert {n for n in shapes if n.endswith(".shared")} == {"w.shared", im2col}
+    lead = (2,) if copies == 2 else ()
+    assert shapes["w.shared"] == lead + (tn * rn, kc)
+    assert shapes[im2col] == lead + (kc, tm * rm)
     assert shapes["conv2d_nchw.local"] == (rn, rm)
+    assert kernel.shared_bytes == f.build_info["kernels"][0]["shared_bytes"] \
+        == 4 * copies * (tn * rn + tm * rm) * kc
+    n_out, m_out = want.shape[1], want.shape[0] * want.shape[2] * want.shape[3]
+    assert tuple(kernel.block) == (tm, tn, 1)
+    assert [str(g) for g in kernel.grid] == [str(-(-m_out // (tm * rm))),
+                                             str(-(-n_out // (tn * rn))), "1"]
 
 
 def test_conv2d_implicit_gemm_random_config_points(rng):
@@ -156,7 +193,7 @@ def test_conv2d_implicit_gemm_random_config_points(rng):
     x, w = random_array(rng, (1, 3, 6, 6)), random_array(rng, (4, 3, 3, 3))
     out = te.ops.conv2d(X, W, 1, 1)
     _, space = configured([out])
-    assert list(space.space_map)[0] == "algorithm"
+    assert next(iter(space.space_map)) == "algorithm"
     pick, points = random.Random(0), []
     while len(points) < 3:  # small blocks: the simulator runs a thread per Python thread
         knobs = space.get(space.sample(pick)).to_json()
