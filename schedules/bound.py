@@ -57,11 +57,11 @@ def leaf_structure(stage, root_extents: dict, loop_vars: LoopVars):
             if arith.prove(covered <= extents[rel.parent], loop_vars.bounds) is not True:
                 guards.append(values[rel.parent] < extents[rel.parent])
         elif isinstance(rel, Fuse):
-            values[rel.outer], values[rel.inner] = _unfused(rel, values, extents, loop_vars)
+            values[rel.outer], values[rel.inner] = _fuse_parts(rel, values, extents, loop_vars)
     return extents, values, guards
 
 
-def _unfused(rel, values, extents, loop_vars):
+def _fuse_parts(rel, values, extents, loop_vars):
     """The values of a fuse's outer and inner axes at its fused value.
 
     Where the outer axis has one iteration, it is 0 and the inner is the fused value itself:

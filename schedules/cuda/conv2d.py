@@ -42,18 +42,13 @@ L1 cache serves.
 
 from __future__ import annotations
 
+import math
+
 from te import expr as E
 
 from ..registry import register_schedule
 from ._common import MAX_THREADS, bind_flat, epilogue_output, extent, inline_injective, thread
 from .gemm import define_knobs, tile_product
-
-
-def _prod(values) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 @register_schedule("conv2d_nchw", "cuda")
@@ -80,7 +75,7 @@ def schedule_conv2d(cfg, s, outs, anchor):
                      default=[-1, extent(ry)])
     cfg.define_split("tile_rx", extent(rx), num_outputs=2, policy="verbose",
                      default=[-1, extent(rx)])
-    depth = _prod(extent(r) for r in reduce_axes)
+    depth = math.prod(extent(r) for r in reduce_axes)
     if not grouped:
         define_knobs(cfg, f, extent(n_ax) * h * w, depth, IMPLICIT_GEMM_KNOBS)
     cfg.add_flop(2 * extent(n_ax) * f * h * w * depth)

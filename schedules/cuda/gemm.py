@@ -22,6 +22,8 @@ Knobs (defaults: a 64x64 block tile, 16x16 threads, 4x4 registers each, k chunks
 
 from __future__ import annotations
 
+import math
+
 from te import expr as E
 
 from ..registry import register_schedule
@@ -62,7 +64,7 @@ def schedule_gemm(cfg, s, outs, anchor):
     (k_ax,) = anchor.reduce_axis
     m, n, kk = extent(i_ax), extent(j_ax), extent(k_ax)
     define_knobs(cfg, m, n, kk, KNOBS)
-    cfg.add_flop(2 * m * n * kk * _prod(extent(b) for b in batch_axes))
+    cfg.add_flop(2 * m * n * kk * math.prod(extent(b) for b in batch_axes))
 
     out = epilogue_output(s, outs, anchor)
     inline_injective(s)
@@ -134,10 +136,3 @@ def tile_product(cfg, s, out_stage, rows, cols, acc, shared, names=KNOBS, batch=
         s[t].compute_at(acc, ki)
         for ax in s[t].op.axis:
             s[t].unroll(ax)
-
-
-def _prod(values) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
