@@ -52,6 +52,11 @@ def test_split_index_needs_the_bound_of_the_inner_variable():
     ((x // 4) // 2, "x // 8"),
     ((ii % 16) % 4, "ii % 4"),
     ((ii % 4) % 16, "ii % 4"),
+    # three fused axes (n, y, x) of extents (., 6, 7): n = f // 42 (simplified from
+    # f // 7 // 6), y = f // 7 % 6, x = f % 7; the row-major index recombines into f
+    (((x // 7 // 6) * 6 + x // 7 % 6) * 7 + x % 7, "x"),
+    # the same with a split dividend (an implicit GEMM's K chunk: rc * 3 + ry of (rc, ry, rx))
+    (((io * 4 + ii) // 9) * 3 + (io * 4 + ii) // 3 % 3, "(io * 4 + ii) // 3"),
 ])
 def test_div_mod_recombine(expr, want):
     assert simp(expr, {}) == want
