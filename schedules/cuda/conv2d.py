@@ -21,7 +21,9 @@ Why reindexing: tiling a fused axis (n, y, x) of the 4-D output cannot give tigh
 relaxes to the whole axis, and an accumulator or input tile sized by its bounding box would
 cover whole rows or images.  So the schedule gives the stages GEMM shapes instead:
 ``cache_write(reindex=[[f], [n, y, x]])`` makes the accumulator [N, M] (the output stage reads
-``acc[f, (n*out_h + y)*out_w + x]``, which simplifies back to its fused position), and
+``acc[f, (n*out_h + y)*out_w + x]``, which simplifies back to its fused position; an
+epilogue's broadcast reads ``n`` as 0 at batch 1, and bound inference knows the fused
+position's size-1 outer part is 0 there too), and
 ``cache_read(reindex=...)`` makes the shared copies of the weight [N, K] and of the input
 [K, M] (im2col), indexed by the accumulator's own fused axes, so every tile is a box.  The
 input tile's loads are coalesced along M (consecutive output columns), the weight's along K.
