@@ -7,6 +7,7 @@ found against numpy (matmul) or onnxruntime (conv2d) in the same run.
                                 [--seeds 3]
                                 [--tuners xgb,random,ga] [--plan-size 32] [--features itervar]
                                 [--parallel N] [--plot tuning_curves.png] [--cache-dir DIR]
+                                [--search-only] [--log FILE]
 
 Every (tuner, seed) run tunes the same task with the real measurer (``autotune.measure``:
 parallel builds in worker processes, one-at-a-time timing, answers checked) and, unless
@@ -67,6 +68,10 @@ def parse_args(argv=None):
     ap.add_argument("--cache-dir", default=None,
                     help="one kernel cache for all runs (default: an empty one per run)")
     ap.add_argument("--repeat", type=int, default=7, help="rounds of the numpy comparison")
+    ap.add_argument("--search-only", action="store_true",
+                    help="do not lead with the template's default config (tuners measure it "
+                    "first otherwise): compares the searches alone, which matters where the "
+                    "default already is within 90%% of the best")
     ap.add_argument("--log", default=None, help="append every run's records to this "
                     "JSON-lines log (runs do not resume from it)")
     return ap.parse_args(argv)
@@ -131,6 +136,7 @@ def tune_once(task, name, seed, args) -> Run:
     option = measure_option(builder=LocalBuilder(n_parallel=args.parallel))
     run = Run(name, seed)
     tuner = make_tuner(name, task, seed, args)
+    tuner.measure_default = not args.search_only
     with create_measure_batch(task, option) as inner:
         measure = TimedMeasure(inner)
         t0 = time.perf_counter()

@@ -315,6 +315,25 @@ def test_resume_through_log_to_file(task, tmp_path):
     assert len(log.read_text().splitlines()) == 40
 
 
+def test_xgb_fits_early_then_as_results_grow_by_half(task):
+    """The model is fitted on the first few results, not after plan_size random trials,
+    and refitted on a geometric schedule (never more than plan_size results apart)."""
+    tuner = XGBTuner(task, plan_size=16, feature_type="knob", seed=0)
+    fitted_on = []
+    fit = tuner.model.fit
+
+    def counting_fit(xs, ys):
+        fitted_on.append(len(xs))
+        return fit(xs, ys)
+
+    tuner.model.fit = counting_fit
+    measure = FakeMeasure(task, n_parallel=1)  # every count is seen
+    tuner.tune(60, measure)
+    # 32 -> 48 is growth by half; 48 -> 72 would exceed plan_size, so the next is 64
+    assert fitted_on == [4, 6, 9, 14, 21, 32, 48], fitted_on
+    assert tuner.plan and tuner.model.booster is not None
+
+
 def test_resume_warms_the_model(task):
     tuner = XGBTuner(task, plan_size=16, feature_type="knob", seed=0)
     inputs, results = records(task, range(0, 5184, 97))

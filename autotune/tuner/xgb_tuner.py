@@ -11,13 +11,22 @@ from .xgb_cost_model import XGBCostModel
 __all__ = ["XGBTuner"]
 
 EPSILON = 0.05  # share of trials drawn at random, so a wrong model cannot trap the search
+# When the model is (re)fitted: first after FIRST_FIT results, then each time the results
+# grew by REFIT_GROWTH (and at least every plan_size). AutoTVM first fits after plan_size
+# random trials; on this machine's matmul and conv2d logs (benchmarks/RESULTS.md) an
+# itervar model fitted on 4 results already ranks well enough to halve the trials random
+# draws need, and the geometric schedule keeps the annealing searches (seconds each) few.
+FIRST_FIT = 4
+REFIT_GROWTH = 1.5
 
 
 class XGBTuner(Tuner):
     """AutoTVM's ``XGBTuner``: measure, fit the cost model, let the optimizer find the
-    ``plan_size`` configs it rates best, measure those, and refit after every
-    ``plan_size`` new results. Until the first fit, and for ~5 % of trials after it,
-    configs are drawn at random.
+    ``plan_size`` configs it rates best, measure those in that order, refit and plan again.
+    The first fit comes after ``FIRST_FIT`` results and the next ones each time the results
+    grew by half, at least every ``plan_size`` results (AutoTVM waits for ``plan_size``
+    random trials first). Until the first fit, and for ~5 % of trials after it, configs are
+    drawn at random.
 
     ``feature_type``: "itervar", "knob" or "curve" (see ``autotune.features``);
     ``loss_type``: "reg" (squared error on throughput / best) or "rank" (pairwise);
@@ -67,10 +76,17 @@ class XGBTuner(Tuner):
         for inp, res in zip(inputs, results):
             self.xs.append(inp.config.index)
             self.ys.append(self._flops(res) if res.ok else 0.0)
-        if len(self.xs) >= self._fitted_at + self.plan_size and \
-                self.model.fit(self.xs, self.ys):
+        if len(self.xs) >= self._next_fit() and self.model.fit(self.xs, self.ys):
             self._fitted_at = len(self.xs)
             self._replan()
+
+    def _next_fit(self) -> int:
+        """How many results the next fit waits for."""
+        last = self._fitted_at
+        if last == 0:
+            return min(FIRST_FIT, self.plan_size)
+        grown = max(last + 1, math.ceil(last * REFIT_GROWTH))
+        return min(grown, last + self.plan_size)
 
     def load_history(self, records, min_seed_records=100):
         """Warm the cost model with (input, result) records of other tasks; the first plan
