@@ -201,6 +201,7 @@ class Knob:
     """A named list of entities, with the default one's position."""
 
     kind = "knob"
+    legacy = None  # the value records from before the knob existed mean (define_knob)
 
     def __init__(self, name: str, entities: list, default: int = 0):
         if not entities:
@@ -396,9 +397,17 @@ class ConfigSpace:
         ("try_vec"), or both ("try_unroll_vec")."""
         self._declare(AnnotateSpace(name, list(axes), policy, default))
 
-    def define_knob(self, name, values, default=None):
-        """A free choice among ``values`` (any JSON values)."""
-        self._declare(OtherOptionSpace(name, values, default))
+    def define_knob(self, name, values, default=None, legacy=None):
+        """A free choice among ``values`` (any JSON values). A knob added to a template
+        after logs were written names, as ``legacy``, the value that builds what the
+        template built before it existed: records without the knob then mean that value
+        instead of failing to match."""
+        knob = OtherOptionSpace(name, values, default)
+        if legacy is not None:
+            if legacy not in values:
+                raise ConfigError(f"define_knob {name!r}: legacy {legacy!r} is not a candidate")
+            knob.legacy = legacy
+        self._declare(knob)
 
     def add_flop(self, n):
         """Count ``n`` floating-point operations for GFLOP/s figures."""
@@ -463,6 +472,10 @@ class ConfigSpace:
     def from_json(self, knobs: dict) -> "ConfigEntity":
         """The point whose knob values are ``knobs`` (as written by ``ConfigEntity.to_json``);
         raises ``ConfigError`` naming the knob when the record does not fit this space."""
+        knobs = dict(knobs)
+        for name, knob in self.space_map.items():  # knobs added after the record was made
+            if name not in knobs and knob.legacy is not None:
+                knobs[name] = knob.legacy
         if set(knobs) != set(self.space_map):
             raise ConfigError(f"config knobs {sorted(knobs)} do not match the template's "
                               f"{sorted(self.space_map)}")

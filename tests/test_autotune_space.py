@@ -236,6 +236,21 @@ def test_default_point_and_from_json_errors(task):
     assert space.from_json(dict(knobs, order=[3, 2, 1, 0]))["order"] == ReorderEntity((3, 2, 1, 0))
 
 
+def test_a_knob_added_later_reads_older_records_as_its_legacy_value():
+    """Records written before a template gained a knob still match: they mean the value
+    that builds what the template built then; without a legacy value they do not match."""
+    space = ConfigSpace()
+    space.define_knob("unroll", [1, 2, 4], default=2)
+    space.define_knob("lanes", ["oc", "ow"], default="ow", legacy="oc")
+    old = space.from_json({"unroll": 4})
+    assert old["lanes"] == OtherOptionEntity("oc") and old["unroll"] == OtherOptionEntity(4)
+    assert space.from_json(old.to_json()) == old
+    with pytest.raises(ConfigError, match="do not match"):
+        space.from_json({"lanes": "ow"})  # unroll has no legacy value
+    with pytest.raises(ConfigError, match="legacy 'nchw' is not a candidate"):
+        space.define_knob("layout", ["nhwc"], legacy="nchw")
+
+
 # ----------------------------------------------------------------------------- templates
 
 
