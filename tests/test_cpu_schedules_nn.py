@@ -16,6 +16,7 @@ import te
 from autotune.task import create_task
 from runtime import build
 from schedules import create_schedule, ir, lower, replay, schedule_for
+from schedules.auto import anchor_op
 from schedules.registry import apply_config
 from te import ops
 
@@ -271,6 +272,48 @@ def test_depthwise_conv2d_on_cpu(rng):
     np.testing.assert_allclose(got, conv_ref(x, w, 2, 1, 1, 3), rtol=1e-4, atol=1e-4)
 
 
+def _conv_knobs(Y):
+    """The task of a conv's workload and the knobs of its default config."""
+    task = create_task(*_split(anchor_op(Y, "cpu").attrs["workload"]))
+    return task, task.config_space.default_config().to_json()
+
+
+def test_pointwise_conv_vectorized_along_rows_on_cpu(rng):
+    """A 1x1 conv over wide rows defaults to lanes="ow" (columns vectorized, weights read in
+    place: no packed copy) with the bias+relu+add epilogue in the same kernel; a forced
+    16-column tile leaves a tail of 9 and an 8-channel tile a tail of 5."""
+    args, Y = _conv_graph((1, 6, 3, 57), (13, 6, 1, 1), epilogue=True)
+    task, knobs = _conv_knobs(Y)
+    assert knobs["lanes"] == "ow"
+    x, w = random_array(rng, (1, 6, 3, 57)), random_array(rng, (13, 6, 1, 1))
+    bias, res = random_array(rng, (13, 1, 1)), random_array(rng, (1, 13, 3, 57))
+    want = np.maximum(conv_ref(x, w) + bias, 0) + res
+    s = schedule_for(Y, "cpu")
+    assert "Wt.global" not in allocations(lower(s, args + [Y]))
+    assert stores_to(lower(s, args + [Y]), s[Y].name) == 1
+    got = run(s, args + [Y], [x, w, bias, res], target="cpu")[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    knobs.update(tile_ow=[-1, 16], tile_oc=[-1, 8])
+    with apply_config(task.config_space.from_json(knobs)):
+        s = schedule_for(Y, "cpu")
+    got = run(s, args + [Y], [x, w, bias, res], target="cpu")[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("data, weight, kw", [
+    ((1, 4, 30, 30), (8, 4, 3, 3), {"padding": 1}),  # a window: rows are not contiguous
+    ((1, 4, 30, 30), (8, 4, 1, 1), {"stride": 2}),
+    ((1, 4, 14, 14), (8, 4, 1, 1), {}),  # rows narrower than a vector
+    ((1, 4, 30, 30), (8, 2, 1, 1), {"groups": 2}),
+])
+def test_lanes_knob_only_where_rows_can_be_vectors(data, weight, kw):
+    """Other convs keep the channel-vector tile and the space they had (so logged configs
+    of them stay valid)."""
+    _, Y = _conv_graph(data, weight, **kw)
+    _, knobs = _conv_knobs(Y)
+    assert "lanes" not in knobs
+
+
 def test_conv2d_nchwc_on_cpu(rng):
     """NCHW4c data, OIHW4i8o weights, a 3x3 window with padding, batch 2."""
     X = te.placeholder((2, 2, 6, 7, 4), name="X")
@@ -324,6 +367,8 @@ TEMPLATE_CASES = [
     ("batch_matmul", [T + ((2, 3, 4), F32), T + ((1, 4, 6), F32), False, False, F32]),
     ("conv2d_nchw", [T + ((1, 3, 6, 7), F32), T + ((8, 3, 3, 3), F32), (1, 1), (1, 1, 1, 1),
                      (1, 1), 1, "NCHW", F32]),
+    ("conv2d_nchw", [T + ((1, 5, 3, 17), F32), T + ((7, 5, 1, 1), F32), (1, 1), (0, 0, 0, 0),
+                     (1, 1), 1, "NCHW", F32]),  # 1x1 over 17 columns: both lanes
     ("group_conv2d_nchw", [T + ((1, 4, 5, 5), F32), T + ((4, 2, 3, 3), F32), (2, 2),
                            (1, 0, 1, 0), (1, 1), 2, "NCHW", F32]),
     ("depthwise_conv2d_nchw", [T + ((1, 2, 6, 9), F32), T + ((2, 1, 3, 3), F32), (1, 1),
