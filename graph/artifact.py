@@ -24,7 +24,8 @@ from .executor import GraphModule, KernelCode, Step
 from .ir import Graph, Node, TensorType
 
 FORMAT = "tetune-graph-module"
-VERSION = 1
+VERSION = 2  # 2: kernels may have a prologue (arrays derived from constants at load)
+READABLE = (1, 2)
 
 
 # -- IR <-> JSON -----------------------------------------------------------------------------
@@ -97,9 +98,18 @@ def save(module: GraphModule, path) -> Path:
     for k, code in enumerate(module.codes):
         file = f"kernels/{k:03d}_{code.name}.py"  # code.name is a sanitized identifier
         (root / file).write_text(code.source, encoding="utf-8")
-        kernels.append({"name": code.name, "entry": code.entry, "target": code.target,
-                        "file": file, "workload": _encode_attr(code.workload, arrays)
-                        if code.workload is not None else None})
+        entry = {"name": code.name, "entry": code.entry, "target": code.target,
+                 "file": file, "workload": _encode_attr(code.workload, arrays)
+                 if code.workload is not None else None}
+        if code.prologue is not None:
+            pro = code.prologue
+            pro_file = f"kernels/{k:03d}_{pro.name}.py"
+            (root / pro_file).write_text(pro.source, encoding="utf-8")
+            entry["prologue"] = {"name": pro.name, "entry": pro.entry, "file": pro_file,
+                                 "inputs": list(code.prologue_inputs),
+                                 "prepared": [[list(shape), dtype]
+                                              for shape, dtype in code.prepared]}
+        kernels.append(entry)
     manifest = {
         "format": FORMAT, "version": VERSION, "target": module.target,
         "graph": graph_to_json(module.graph, arrays),
@@ -126,7 +136,7 @@ def load(path) -> GraphModule:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise GraphError(f"{manifest_path}: unreadable ({err})") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    if manifest.get("format") != FORMAT or manifest.get("version") not in READABLE:
         raise GraphError(f"{manifest_path}: format {manifest.get('format')!r} version "
                          f"{manifest.get('version')!r}, expected {FORMAT!r} {VERSION}")
     try:
@@ -138,17 +148,28 @@ def load(path) -> GraphModule:
         graph = graph_from_json(manifest["graph"], arrays).validate()
         codes = []
         for k in manifest["kernels"]:
-            source = (root / k["file"]).read_text(encoding="utf-8")
-            fn = _load_kernel(source, k["name"], k["entry"], k["target"])
             workload = _decode_attr(k["workload"], arrays) if k["workload"] is not None \
                 else None
-            codes.append(KernelCode(k["name"], source, k["target"], k["entry"], fn, workload))
+            code = _read_kernel(root, k, k["target"], workload)
+            pro = k.get("prologue")
+            if pro is not None:
+                code.prologue = _read_kernel(root, pro, k["target"])
+                code.prologue_inputs = tuple(int(i) for i in pro["inputs"])
+                code.prepared = tuple((tuple(int(d) for d in shape), str(dtype))
+                                      for shape, dtype in pro["prepared"])
+            codes.append(code)
         steps = [Step(s["node"], s["op_type"], int(s["kernel"]), tuple(s["args"]))
                  for s in manifest["steps"]]
         untuned = tuple(_decode_attr(w, arrays) for w in manifest.get("untuned", []))
     except (KeyError, TypeError, OSError) as err:
         raise GraphError(f"{root}: damaged artifact ({type(err).__name__}: {err})") from None
     return GraphModule(graph, codes, steps, manifest["target"], untuned)
+
+
+def _read_kernel(root: Path, entry: dict, target: str, workload=None) -> KernelCode:
+    source = (root / entry["file"]).read_text(encoding="utf-8")
+    fn = _load_kernel(source, entry["name"], entry["entry"], target)
+    return KernelCode(entry["name"], source, target, entry["entry"], fn, workload)
 
 
 def _load_kernel(source: str, name: str, entry: str, target: str):

@@ -35,6 +35,10 @@ class KernelCode:
     fn: object  # the Python function (python target) or numba dispatcher (cpu)
     workload: tuple | None = None  # the anchor stage's tuning workload, if any
     build_seconds: float = 0.0
+    # what the kernel derives from constants once, at load (see schedules.prologue):
+    prologue: "KernelCode | None" = None
+    prologue_inputs: tuple = ()  # positions in a step's args of the constants it reads
+    prepared: tuple = ()  # (shape, dtype) of each derived array, the last args of a step
 
 
 @dataclass
@@ -125,8 +129,25 @@ class GraphModule:
 
             device = cuda_env.require_gpu()
         self.buffers = _allocate(graph, memory_plan, device)
+        self._run_prologues(device)
         self._calls = [(self.codes[s.code].fn, [self.buffers[v] for v in s.args])
                        for s in self.steps]
+
+    def _run_prologues(self, device):
+        """Compute the arrays the kernels derive from constants (packed weights), once;
+        steps of one kernel on the same constants share them."""
+        for step in self.steps:
+            code = self.codes[step.code]
+            if code.prologue is None:
+                continue
+            names = step.args[len(step.args) - len(code.prepared):]
+            if names[0] in self.buffers:
+                continue
+            for name, (shape, dtype) in zip(names, code.prepared):
+                self.buffers[name] = (np.empty(shape, dtype) if device is None
+                                      else device.device_array(shape, dtype))
+            code.prologue.fn(*[self.buffers[step.args[k]] for k in code.prologue_inputs],
+                             *[self.buffers[n] for n in names])
 
     @property
     def input_names(self) -> list:
@@ -277,7 +298,10 @@ def node_signature(graph: Graph, node: Node, consts_read: dict) -> str:
     nodes = node.subgraph.nodes if node.is_fused else (node,)
     if node.is_fused:
         types.update(node.subgraph.values)
-    parts = [f"in {vid(v)}:{types[v]}" for v in node.inputs if v]
+    consts = _constant_names(graph, node)
+    # a constant input is part of the signature: its kernel may read a copy made once
+    parts = [f"in {vid(v)}:{types[v]}{' const' if v in consts else ''}"
+             for v in node.inputs if v]
     for n in nodes:
         attrs = ",".join(f"{k}={_attr_key(v)}" for k, v in sorted(n.attrs.items()))
         parts.append(f"{n.op_type}[{attrs}]({','.join(map(vid, n.inputs))})->"
@@ -293,6 +317,8 @@ def build_kernels(graph: Graph, target: str = "cpu"):
     from runtime import build
     from schedules import registry, schedule_for
     from schedules.auto import anchor_op
+    from schedules.prologue import split_prologue
+    from te.arith import const_int
 
     codes, steps, by_signature, untuned = [], [], {}, []
     names_used: set = set()
@@ -310,21 +336,53 @@ def build_kernels(graph: Graph, target: str = "cpu"):
             if workload is not None and registry.current_dispatch() is not None \
                     and registry.query_config(target, workload) is None:
                 untuned.append(workload)
-            module = build(s, lowered.tensors, target=target, name=name)
+            split = split_prologue(s, lowered.tensors, _constants(graph, node, lowered, target),
+                                   name)
+            module = build(split.main, target=target)
             if module.func.scalar_params:
                 raise GraphError(f"node {node.name!r}: its kernel has symbolic extents "
                                  f"({module.func.scalar_params})")
-            fn = module.kernel
-            entry = getattr(fn, "__name__", None) or fn.py_func.__name__
-            codes.append(KernelCode(name, module.source, target, entry, fn, workload,
-                                    time.perf_counter() - t0))
             perm = [next(k for k, a in enumerate(module.func.args) if a is p)
                     for p in module.func.params]
+            code = _kernel_code(name, module, target, workload)
+            if split.prologue is not None:
+                code.prologue = _kernel_code(f"{name}_prologue", build(split.prologue,
+                                                                         target=target), target)
+                code.prologue_inputs = tuple(perm.index(k) for k in split.prologue_inputs)
+                code.prepared = tuple((tuple(const_int(d) for d in t.shape), t.dtype)
+                                      for t in split.prepared)
+            code.build_seconds = time.perf_counter() - t0
+            codes.append(code)
             by_signature[key] = (len(codes) - 1, perm)
         index, perm = by_signature[key]
+        code = codes[index]
         values = [v for v, _ in lowered.params] + [v for v, _ in lowered.results]
-        steps.append(Step(node.name, node.op_type, index, tuple(values[k] for k in perm)))
+        args = tuple(values[k] for k in perm[:len(perm) - len(code.prepared)])
+        if code.prologue is not None:  # named after the kernel and the constants read
+            reads = ",".join(args[k] for k in code.prologue_inputs)
+            args += tuple(f"{code.name}.prepared{k}({reads})" for k in range(len(code.prepared)))
+        steps.append(Step(node.name, node.op_type, index, args))
     return codes, steps, untuned
+
+
+def _constants(graph: Graph, node: Node, lowered, target: str) -> list:
+    """The placeholders of ``node``'s kernel bound to constants (on the cpu targets; a GPU
+    kernel's copies of its weights are per block)."""
+    if str(target).split()[0] not in ("cpu", "llvm", "python"):
+        return []
+    consts = _constant_names(graph, node)
+    return [t for v, t in lowered.params if v in consts]
+
+
+def _constant_names(graph: Graph, node: Node) -> set:
+    return set(graph.initializers) | (set(node.subgraph.initializers) if node.is_fused
+                                      else set())
+
+
+def _kernel_code(name: str, module, target: str, workload=None) -> KernelCode:
+    fn = module.kernel
+    entry = getattr(fn, "__name__", None) or fn.py_func.__name__
+    return KernelCode(name, module.source, target, entry, fn, workload)
 
 
 class _Defaults(DispatchContext):

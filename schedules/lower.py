@@ -33,14 +33,50 @@ class StageInfo:
         return self.root_min[iv] + self.values[iv]
 
 
+class Inliner:
+    """The bodies of a schedule's stages with the ``compute_inline``'d stages substituted."""
+
+    def __init__(self, s: Schedule):
+        self.s = s
+        self._memo: dict = {}
+
+    def expr(self, e: E.Expr) -> E.Expr:
+        def fn(node):
+            if isinstance(node, E.TensorLoad):
+                st = self.s[node.tensor]
+                if st.attach_type == "inline":
+                    body = self.body(st)[node.tensor.value_index]
+                    mapping = {iv.var: i for iv, i in zip(st.op.axis, node.indices)}
+                    return E.substitute(body, mapping)
+            return None
+
+        return E.post_order_rewrite(e, fn)
+
+    def body(self, st: Stage) -> tuple:
+        got = self._memo.get(id(st))
+        if got is None:
+            got = tuple(self.expr(b) for b in st.op.body)
+            self._memo[id(st)] = got
+        return got
+
+    def reads(self, st: Stage) -> list:
+        """The tensors ``st`` reads once inlined stages are substituted."""
+        return [node.tensor for b in self.body(st) for node in E.walk(b)
+                if isinstance(node, E.TensorLoad)]
+
+
 class Lowering:
-    def __init__(self, s: Schedule, args: list, name: str):
+    """Lowers the compute stages of ``s`` except those in ``skip`` (stage ids): a skipped
+    stage's tensor is read from the arguments, like a placeholder's."""
+
+    def __init__(self, s: Schedule, args: list, name: str, skip=frozenset()):
         self.s = s
         self.name = name
+        self.skip = frozenset(skip)
         self.loops = LoopVars()
         self.info = {id(st): StageInfo(st) for st in s.stages}
         self.params, self.scalar_params = self._bind_args(args)
-        self._inline_memo: dict = {}
+        self.inliner = Inliner(s)
 
     # -- arguments -------------------------------------------------------------------------
     def _bind_args(self, args):
@@ -63,7 +99,8 @@ class Lowering:
             params.append(buf)
             self.user_args.append(buf)
         for st in self.s.stages:
-            if st.is_output and any((id(st), i) not in bound for i in range(st.op.num_outputs)):
+            if st.is_output and id(st) not in self.skip and any(
+                    (id(st), i) not in bound for i in range(st.op.num_outputs)):
                 raise ScheduleError(f"lower: the output {st.name} must be one of the args")
         for buf in params:
             for dim in buf.shape:
@@ -74,26 +111,6 @@ class Lowering:
             self.loops.bounds[v] = (0, None)
         self.arg_buffers = bound
         return params, scalars
-
-    # -- inlining ----------------------------------------------------------------------------
-    def inline(self, e: E.Expr) -> E.Expr:
-        def fn(node):
-            if isinstance(node, E.TensorLoad):
-                st = self.s[node.tensor]
-                if st.attach_type == "inline":
-                    body = self._inlined_body(st)[node.tensor.value_index]
-                    mapping = {iv.var: i for iv, i in zip(st.op.axis, node.indices)}
-                    return E.substitute(body, mapping)
-            return None
-
-        return E.post_order_rewrite(e, fn)
-
-    def _inlined_body(self, st):
-        got = self._inline_memo.get(id(st))
-        if got is None:
-            got = tuple(self.inline(b) for b in st.op.body)
-            self._inline_memo[id(st)] = got
-        return got
 
     def reads(self, info: StageInfo):
         """The TensorLoads in the stage's effective body."""
@@ -107,20 +124,25 @@ class Lowering:
         return [
             st for st in self.s.stages
             if isinstance(st.op, ComputeOp) and st.attach_type != "inline"
+            and id(st) not in self.skip
         ]
+
+    def _read_from_args(self, stage: Stage) -> bool:
+        return isinstance(stage.op, PlaceholderOp) or id(stage) in self.skip
 
     def infer(self):
         stages = self.computed_stages()
         for st in stages:
-            self.info[id(st)].body = self._inlined_body(st)
+            self.info[id(st)].body = self.inliner.body(st)
         consumers = {id(st): [] for st in self.s.stages}
         for st in stages:
             for load in self.reads(self.info[id(st)]):
                 prod = self.s[load.tensor]
-                if isinstance(prod.op, PlaceholderOp):
+                if self._read_from_args(prod):
                     if (id(prod), load.tensor.value_index) not in self.arg_buffers:
+                        what = "placeholder" if id(prod) not in self.skip else "given tensor"
                         raise ScheduleError(
-                            f"lower: {st.name} reads the placeholder {load.tensor.name}, which is "
+                            f"lower: {st.name} reads the {what} {load.tensor.name}, which is "
                             "not one of the args"
                         )
                     continue
@@ -236,7 +258,7 @@ class Lowering:
         def fn(node):
             if isinstance(node, E.TensorLoad):
                 prod = self.s[node.tensor]
-                if isinstance(prod.op, PlaceholderOp):
+                if self._read_from_args(prod):
                     buf = self.arg_buffers[(id(prod), node.tensor.value_index)]
                     return ir.BufferLoad(buf, node.indices)
                 pinfo = self.info[id(prod)]
@@ -358,6 +380,10 @@ class Lowering:
         return body
 
     def run(self) -> ir.PrimFunc:
+        for st in self.computed_stages():
+            if st.attach_type == "scope" and id(st.attach_stage) in self.skip:
+                raise ScheduleError(f"lower: {st.name} is computed at {st.attach_stage.name}, "
+                                    "which is given as an argument and not computed here")
         self.infer()
         roots = [st for st in self.computed_stages() if st.attach_type == "root"]
         body = ir.seq([self.stage_stmt(st) for st in roots])
@@ -391,6 +417,16 @@ def _aligned_strides(st: Stage, extents):
     return strides
 
 
-def lower(s: Schedule, args: list, name: str = "main", simple_mode: bool = True) -> ir.PrimFunc:
-    """The loop-nest IR of schedule ``s`` as a function of ``args`` (tensors, then te.vars)."""
-    return Lowering(s, list(args), name).run()
+def lower(s: Schedule, args: list, name: str = "main", simple_mode: bool = True,
+          given=()) -> ir.PrimFunc:
+    """The loop-nest IR of schedule ``s`` as a function of ``args`` (tensors, then te.vars).
+
+    ``given``: computed tensors (among ``args``) whose values the caller passes in, so
+    their stages are not lowered here (see ``schedules.prologue``)."""
+    args = list(args)
+    skip = set()
+    for t in given:
+        if not any(t is a for a in args):
+            raise ScheduleError(f"lower: the given tensor {t.name} must be one of the args")
+        skip.add(id(s[t]))
+    return Lowering(s, args, name, skip).run()
