@@ -4,7 +4,8 @@ reads, without pickle::
     model.tetune/
       manifest.json     format version, target, the graph (IR as JSON), kernels, steps
       weights.npz       every constant array (numpy's own format, read allow_pickle=False)
-      kernels/*.py      the generated kernel sources
+      kernels/*.py      the generated kernel sources, and their prologues (run once at
+                        load: they make the packed copies of the weights the kernels read)
 
 Loading imports the kernel sources (cpu kernels through the runtime's kernel cache, so a
 warm cache means no numba compile) and needs neither the ONNX model nor te. The sources are

@@ -225,6 +225,11 @@ def test_save_load_round_trip(block, tmp_path):
     module.save(tmp_path / "block.tetune")
     loaded = graph.load(tmp_path / "block.tetune")
     assert [s.node for s in loaded.steps] == [s.node for s in module.steps]
+    # the convs' weights are packed once, by prologues saved next to their kernels
+    prologues = [c.prologue.name for c in loaded.codes if c.prologue is not None]
+    assert prologues == [c.prologue.name for c in module.codes if c.prologue is not None]
+    assert prologues and all((tmp_path / "block.tetune" / "kernels").glob(f"*_{p}.py")
+                             for p in prologues)
     np.testing.assert_array_equal(loaded.run(feeds)[0], module.run(feeds)[0])
     with np.load(tmp_path / "block.tetune" / "weights.npz", allow_pickle=False) as npz:
         assert len(npz.files) >= len(module.graph.initializers)
@@ -297,6 +302,38 @@ def test_equal_nodes_share_a_kernel():
     assert module.steps[0].args != module.steps[1].args
 
 
+def test_kernels_pack_constant_weights_once():
+    """The twin Gemms read one constant W through one kernel: its prologue packs W once,
+    into one array both steps read; a MatMul of two activations has no prologue."""
+    module = graph.compile(_twin_relus(), target="python", passes=None)
+    g1, g2 = module.steps[2:]
+    code = module.codes[g1.code]
+    assert code.prologue is not None and code.prepared and g1.args[-1] == g2.args[-1]
+    assert sum(".prepared" in name for name in module.buffers) == len(code.prepared)
+    x = f(4, 16)
+    w = module.graph.initializers["w"]
+    np.testing.assert_allclose(module.run({"x": x})[0], np.maximum(x, 0) @ w.T @ w.T,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_constant_and_variable_operands_do_not_share_a_kernel():
+    """Same shapes, but one MatMul's B is a weight and the other's an activation: a kernel
+    that reads a packed copy made once cannot serve the second."""
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], name="t"),
+             helper.make_node("MatMul", ["x", "w"], ["a"], name="mw"),
+             helper.make_node("MatMul", ["a", "xt"], ["y"], name="mx")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [16, 16])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, None)],
+                          [numpy_helper.from_array(f(16, 16), "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    module = graph.compile(m, target="python", passes=None)
+    mw, mx = module.steps[1:]
+    assert mw.code != mx.code
+    x = f(16, 16)
+    np.testing.assert_allclose(module.run({"x": x})[0], ort_run(m, {"x": x})[0], rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_extract_tasks_counts_repeated_workloads():
     tasks = graph.extract_tasks(_twin_relus(), target="cpu", passes=None)
     if not tasks:
@@ -329,6 +366,29 @@ def test_run_checks_its_inputs():
 def test_load_rejects_a_directory_without_manifest(tmp_path):
     with pytest.raises(graph.GraphError, match="not a tetune artifact"):
         graph.load(tmp_path)
+
+
+def test_load_reads_version_1_artifacts(tmp_path):
+    """Artifacts written before kernels had prologues (format 1) still load; unknown
+    versions are refused with the file named."""
+    import json
+
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="r")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [3, 4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    graph.compile(m, target="python").save(tmp_path / "v1")
+    manifest = tmp_path / "v1" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["version"] = 1
+    manifest.write_text(json.dumps(data))
+    x = f(3, 4)
+    np.testing.assert_array_equal(graph.load(tmp_path / "v1").run({"x": x})[0],
+                                  np.maximum(x, 0))
+    data["version"] = 99
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(graph.GraphError, match="manifest.json: format .* version 99"):
+        graph.load(tmp_path / "v1")
 
 
 def test_model_path_and_bytes_compile_alike(tmp_path):

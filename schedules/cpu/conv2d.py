@@ -8,9 +8,10 @@ tile has an unrolled axis and a vectorized one (shared/research/numba_codegen.md
 
 ``conv2d_nchw`` / ``group_conv2d_nchw``
     tile = ``tile_ow`` columns (unrolled) x ``tile_oc`` channels (vectorized). The weights
-    are packed to ``[O/tile_oc, C/groups, KH, KW, tile_oc]`` (every call: a network should
-    prefer NCHWc with weights packed once) so the channel lanes of one tap are contiguous;
-    each input value is a broadcast scalar (the input stays NCHW).
+    are packed to ``[O/tile_oc, C/groups, KH, KW, tile_oc]`` so the channel lanes of one tap
+    are contiguous (in a network, once: the packing is a constant prologue, see
+    ``schedules.prologue``; a kernel built alone packs on every call); each input value is
+    a broadcast scalar (the input stays NCHW).
     A 1x1 stride-1 conv over wide rows also has ``lanes="ow"``: ``tile_oc`` channels
     (unrolled) x ``tile_ow`` columns (vectorized), like the depthwise tile plus a channel
     sum: input rows are contiguous vectors, each weight a broadcast scalar, and neither the
