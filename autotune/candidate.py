@@ -7,12 +7,19 @@ that belongs to the candidate raises ``CandidateError`` carrying its ``MeasureEr
 
 Every candidate of a task computes the same outputs from the same inputs: seeded random
 data, and the outputs of the task's default config, computed once, as the reference.
+
+A template's constant inputs (a conv's or dense's weights, ``Template.constant_inputs``) are
+treated as a network treats them: what the candidate derives from them alone (its packed
+copy) is made once by a prologue before the check, and only the main kernel is timed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from schedules.prologue import hoists_on, split_prologue
 from te import arith
 from te.tensor import PlaceholderOp
 
@@ -53,7 +60,26 @@ def _task(spec) -> Task:
     return _tasks[key]
 
 
-def _compile(task: Task, index: int | None):
+@dataclass
+class Built:
+    """A compiled candidate: ``module`` takes ``tensors`` then the ``prepared`` arrays that
+    ``prologue`` (if any) computes from the tensors at ``prologue_inputs``."""
+
+    module: object
+    tensors: list
+    prologue: object = None
+    prologue_inputs: tuple = ()
+    prepared: tuple = ()
+
+    def prepare(self, arrays: list) -> list:
+        out = [np.empty(tuple(arith.const_int(d) for d in t.shape), t.dtype)
+               for t in self.prepared]
+        if self.prologue is not None:
+            self.prologue(*[arrays[k] for k in self.prologue_inputs], *out)
+        return out
+
+
+def _compile(task: Task, index: int | None) -> Built:
     config = task.config_space.get(index) if index is not None else None
     try:
         s, tensors = task.instantiate(config)
@@ -62,11 +88,18 @@ def _compile(task: Task, index: int | None):
                              f"template {task.name!r}: {_short(exc)}") from None
     import runtime  # here, not at import: the parent imports this module before it forks
 
+    tensors = list(tensors)
+    constants = [tensors[k] for k in task.template.constant_inputs] \
+        if hoists_on(task.target) else []
     try:
-        module = runtime.build(s, list(tensors), target=task.target)
+        split = split_prologue(s, tensors, constants)  # lowers the schedule
+        module = runtime.build(split.main, target=task.target)
+        prologue = runtime.build(split.prologue, target=task.target) \
+            if split.prologue is not None else None
     except Exception as exc:
         raise CandidateError(MeasureErrorNo.COMPILE_ERROR, _short(exc)) from None
-    return module, list(tensors)
+    return Built(module, tensors, prologue, tuple(split.prologue_inputs),
+                 tuple(split.prepared))
 
 
 def build(spec, index: int) -> None:
@@ -82,10 +115,10 @@ _loaded: dict = {}
 def load(spec, index: int | None) -> bool:
     """Build candidate ``index`` (None: the default config) in this worker for ``run``;
     returns whether the kernel came from the kernel cache."""
-    module, tensors = _compile(_task(spec), index)
+    built = _compile(_task(spec), index)
     _loaded.clear()
-    _loaded[(repr(spec), index)] = (module, tensors)
-    return bool(module.build_info.get("cache_hit", False))
+    _loaded[(repr(spec), index)] = built
+    return bool(built.module.build_info.get("cache_hit", False))
 
 
 def _arrays(tensors) -> tuple[list, list[int]]:
@@ -114,10 +147,13 @@ def _arrays(tensors) -> tuple[list, list[int]]:
     return arrays, outputs
 
 
-def _call(module, tensors) -> tuple[list, list]:
-    arrays, outputs = _arrays(tensors)
+def _call(built: Built) -> tuple[list, list]:
+    """Run the candidate once; returns all its arguments (prepared arrays last) and its
+    outputs."""
+    arrays, outputs = _arrays(built.tensors)
     try:
-        module(*arrays)
+        arrays += built.prepare(arrays)
+        built.module(*arrays)
     except Exception as exc:
         raise CandidateError(MeasureErrorNo.RUNTIME_ERROR, _short(exc)) from None
     return arrays, [arrays[i] for i in outputs]
@@ -126,22 +162,21 @@ def _call(module, tensors) -> tuple[list, list]:
 def reference_outputs(spec) -> list:
     """The default config's outputs on the seeded inputs."""
     load(spec, None)
-    module, tensors = _loaded[(repr(spec), None)]
-    return _call(module, tensors)[1]
+    return _call(_loaded[(repr(spec), None)])[1]
 
 
 def run(spec, index: int, reference, number: int, repeat: int, min_repeat_ms: float,
         cooldown_ms: float, flush_cache: bool) -> tuple:
     """Check the loaded candidate against ``reference`` (None: unchecked), then time it;
     returns the seconds per call of each repeat."""
-    module, tensors = _loaded[(repr(spec), index)]
-    arrays, outputs = _call(module, tensors)
+    built = _loaded[(repr(spec), index)]
+    arrays, outputs = _call(built)
     if reference is not None:
-        names = [t.name for t in tensors if not isinstance(t.op, PlaceholderOp)]
+        names = [t.name for t in built.tensors if not isinstance(t.op, PlaceholderOp)]
         problem = mismatch(names, outputs, reference)
         if problem:
             raise CandidateError(MeasureErrorNo.WRONG_ANSWER, problem)
-    timer = module.time_evaluator(number=number, repeat=repeat, min_repeat_ms=min_repeat_ms,
+    timer = built.module.time_evaluator(number=number, repeat=repeat, min_repeat_ms=min_repeat_ms,
                                   cooldown_interval_ms=cooldown_ms, flush_cache=flush_cache)
     try:
         timing = timer(*arrays)

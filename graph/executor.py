@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import runtime  # noqa: F401 - first, so numba starts with the runtime's environment
+from schedules.prologue import hoists_on
 from schedules.registry import DispatchContext
 
 from .convert import lower, sanitize
@@ -368,7 +369,7 @@ def build_kernels(graph: Graph, target: str = "cpu"):
 def _constants(graph: Graph, node: Node, lowered, target: str) -> list:
     """The placeholders of ``node``'s kernel bound to constants (on the cpu targets; a GPU
     kernel's copies of its weights are per block)."""
-    if str(target).split()[0] not in ("cpu", "llvm", "python"):
+    if not hoists_on(target):
         return []
     consts = _constant_names(graph, node)
     return [t for v, t in lowered.params if v in consts]

@@ -27,12 +27,14 @@ def is_tensor_spec(value) -> bool:
     return (isinstance(value, tuple | list) and len(value) == 3 and value[0] == "TENSOR")
 
 
-def register_op(name: str, compute: Callable):
+def register_op(name: str, compute: Callable, constant_inputs=()):
     """Register template ``name``: ``compute(*args)`` with tensor specs replaced by
     placeholders builds the op; the op schedule of ``name`` on the current target schedules
-    it. Returns ``compute`` so it can decorate a small adapter function."""
+    it. ``constant_inputs``: the tensor positions a network binds to weights (see
+    ``registry.Template``). Returns ``compute`` so it can decorate a small adapter
+    function."""
 
-    @template(name)
+    @template(name, constant_inputs)
     def op_template(*args):
         inputs, call_args = [], []
         for value in args:
@@ -83,7 +85,9 @@ def _const(extent) -> int:
 
 # ----------------------------------------------------------------------------- te.ops.nn
 # Matrix products and convolutions. The workloads are written by te/ops/nn.py; dense's does
-# not include the bias (an epilogue stage the schedule fuses, not part of the anchor).
+# not include the bias (an epilogue stage the schedule fuses, not part of the anchor). The
+# weights of a dense or conv are the network's constants; a matmul's B may be an activation
+# (attention), so its packing is measured on every call.
 
 
 def _dense(X, W, out_dtype):
@@ -95,11 +99,11 @@ def _conv2d(data, weight, stride, padding, dilation, groups, layout, out_dtype):
 
 
 register_op("matmul", te.ops.matmul)
-register_op("dense", _dense)
+register_op("dense", _dense, constant_inputs=(1,))
 register_op("batch_matmul", te.ops.batch_matmul)
 for _kind in ("conv2d_nchw", "group_conv2d_nchw", "depthwise_conv2d_nchw", "conv2d_nchwc",
               "group_conv2d_nchwc"):
-    register_op(_kind, _conv2d)
+    register_op(_kind, _conv2d, constant_inputs=(1,))
 
 
 # ---------------------------------------------------------------- te.ops.norm, te.ops.pooling

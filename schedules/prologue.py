@@ -26,6 +26,15 @@ from .lower import Inliner, Lowering
 from .schedule import Schedule
 
 
+TARGETS = ("cpu", "llvm", "python")  # where the kernel's own copies of constants are global
+
+
+def hoists_on(target: str) -> bool:
+    """Whether kernels for ``target`` get constant prologues (a GPU kernel's copies of its
+    weights are per block, in shared memory)."""
+    return str(target).split()[0] in TARGETS if target else False
+
+
 @dataclass
 class PrologueSplit:
     """``main`` takes the original args followed by ``prepared``, the tensors ``prologue``

@@ -99,11 +99,14 @@ def normalize_target(target) -> str:
 
 class Template:
     """A registered template: ``func(*args)`` builds ``(schedule, tensors)`` reading knobs
-    from ``get_config()``."""
+    from ``get_config()``. ``constant_inputs``: positions of the tensors that a network
+    binds to constants (a conv's or dense's weights); tuning measures the kernel with what
+    it derives from them made once, as a network runs it (``schedules.prologue``)."""
 
-    def __init__(self, name: str, func: Callable):
+    def __init__(self, name: str, func: Callable, constant_inputs=()):
         self.name = name
         self.func = func
+        self.constant_inputs = tuple(int(k) for k in constant_inputs)
 
     def space(self, args) -> ConfigSpace:
         """Collect the knobs the template declares for ``args``."""
@@ -133,13 +136,14 @@ _TEMPLATES: dict[str, Template] = {}
 _OP_SCHEDULES: dict[tuple[str, str], Callable] = {}
 
 
-def template(name: str):
+def template(name: str, constant_inputs=()):
     """Register a template function under ``name`` (AutoTVM's ``@autotvm.template``). The
     decorated function can still be called directly: under ``apply_history_best`` it builds
-    the logged best config of workload ``(name, *args)``, otherwise its default point."""
+    the logged best config of workload ``(name, *args)``, otherwise its default point.
+    ``constant_inputs``: see ``Template``."""
 
     def register(func):
-        tmpl = Template(name, func)
+        tmpl = Template(name, func, constant_inputs)
         _TEMPLATES[name] = tmpl
 
         @functools.wraps(func)

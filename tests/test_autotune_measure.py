@@ -144,6 +144,29 @@ def test_cpu_candidates_are_built_once_and_loaded_from_the_kernel_cache(tmp_path
     assert list((tmp_path / "cache").rglob("k_*.py"))
 
 
+def test_constant_inputs_are_packed_once_outside_the_timed_kernel():
+    """A dense's weights are constant in a network: the candidate's packed copy of W comes
+    from a prologue that runs before the check, and the timed kernel only reads it; a
+    matmul's B may be an activation, so its packing stays in the timed kernel."""
+    from autotune import candidate
+
+    spec = ("dense", (("TENSOR", (4, 8), "float32"), ("TENSOR", (40, 8), "float32"),
+                      "float32"), "python")
+    candidate.load(spec, None)
+    built = candidate._loaded[(repr(spec), None)]
+    assert built.prologue is not None and built.prologue_inputs == (1,)
+    assert [p.name for p in built.module.func.params][-1] == "in1.global"
+    (got,) = candidate.reference_outputs(spec)
+    x, w, _ = candidate._arrays(built.tensors)[0]
+    np.testing.assert_allclose(got, x @ w.T, rtol=1e-5, atol=1e-5)
+
+    spec = ("matmul", (("TENSOR", (4, 8), "float32"), ("TENSOR", (40, 8), "float32"),
+                       False, True, "float32"), "python")
+    candidate.load(spec, None)
+    built = candidate._loaded[(repr(spec), None)]
+    assert built.prologue is None and "in1_global = np.empty" in built.module.source
+
+
 def test_workers_are_spawned_after_the_parent_ran_gnu_openmp(monkeypatch):
     import numba
     from numba.np.ufunc import omppool, parallel
